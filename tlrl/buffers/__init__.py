@@ -1,0 +1,1 @@
+"""Replay, prioritized and rollout buffers (numpy, preallocated, vectorized)."""

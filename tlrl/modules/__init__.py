@@ -1,0 +1,10 @@
+"""Networks assembled from layers: torsos, policy heads and value heads."""
+from tlrl.modules.heads import (CategoricalHead, ContinuousQ, DeterministicHead, GaussianHead, MultiCategoricalHead,
+                                QHead, ValueHead, make_policy_head)
+from tlrl.modules.torsos import DictTorso, KerasModule, as_module, make_torso, mlp, nature_cnn, small_cnn
+
+__all__ = [
+    "CategoricalHead", "MultiCategoricalHead", "GaussianHead", "DeterministicHead", "ValueHead", "QHead",
+    "ContinuousQ", "make_policy_head", "DictTorso", "KerasModule", "as_module", "make_torso", "mlp", "nature_cnn",
+    "small_cnn",
+]
