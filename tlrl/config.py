@@ -1,0 +1,457 @@
+"""Run configuration files: load a YAML file, apply overrides, validate everything before anything runs.
+
+A run config is a YAML mapping (read with `yaml.safe_load`: no code in a data file runs):
+
+.. code-block:: yaml
+
+    algo: ppo                      # a name of tlrl.algorithms.REGISTRY
+    env:
+      id: CartPole-v1              # a registered Gymnasium id, or "package.module:Class"
+      kwargs: {}                   # passed to the env constructor
+    hyperparameters:               # the algorithm's constructor arguments (its Config dataclass)
+      learning_rate: 3.0e-4
+    total_steps: 100000
+    seed: 0
+    eval: {episodes: 20, deterministic: true, eval_freq: 0}
+    checkpoint: {every_steps: 10000, keep: 3}
+    runner: {backend: null, workers: null}
+    log: {interval: 1000, tensorboard: true, progress: true}
+
+Hyperparameters live in their own `hyperparameters` section, so a typo in a run setting
+and one in an algorithm setting give distinct messages. On the command line,
+`--set key.path=value` sets any key; a bare name that is not a top-level key (e.g.
+`--set learning_rate=1e-3`) means `hyperparameters.<name>`. Values are YAML scalars
+(`1e-3` is a float, `[64, 64]` a list, `null` None).
+
+Every error names the key, its line in the file (or "--set"), what was expected and
+the close matches:
+
+>>> text = "algo: ppo\\nenv: {id: CartPole-v1}\\ntotal_steps: 1000\\nchekpoint: {keep: 2}\\n"
+>>> load_config_text(text, "run.yaml")
+Traceback (most recent call last):
+...
+tlrl.config.ConfigError: run.yaml, line 4: unknown key 'chekpoint'. Did you mean 'checkpoint'? Valid keys: algo, checkpoint, env, eval, hyperparameters, log, runner, seed, total_steps
+"""
+from __future__ import annotations
+
+import collections.abc
+import copy
+import dataclasses
+import difflib
+import importlib
+import os
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import yaml
+
+from tlrl.hyperparams import _describe, _matches, build_config
+
+Path = Tuple[str, ...]
+
+
+class ConfigError(ValueError):
+    """A run config that cannot be used; the message names the key, its place and the fix."""
+
+
+# ----- the schema: dataclasses, one docstring line (metadata "doc") per field ------------------------------
+def _f(default: Any = dataclasses.MISSING, doc: str = "", **kw) -> Any:
+    if isinstance(default, (dict, list)):
+        return field(default_factory=lambda d=default: copy.deepcopy(d), metadata={"doc": doc, **kw})
+    return field(default=default, metadata={"doc": doc, **kw})
+
+
+@dataclass
+class EnvConfig:
+    id: str = _f(doc="A registered Gymnasium id (tlrl's are 'tlrl/...') or 'package.module:Class'.")
+    kwargs: Dict[str, Any] = _f({}, doc="Keyword arguments for the env constructor.")
+
+
+@dataclass
+class EvalConfig:
+    episodes: int = _f(20, doc="Episodes of the final evaluation (and of periodic ones).", min=1)
+    deterministic: bool = _f(True, doc="Evaluate the deterministic policy (mode / greedy action).")
+    eval_freq: int = _f(0, doc="Evaluate every this many env steps during training (0: only at the end).", min=0)
+
+
+@dataclass
+class CheckpointConfig:
+    every_steps: Optional[int] = _f(None, doc="Checkpoint every this many env steps (null: a tenth of total_steps); "
+                                              "rounded up to a multiple of the algorithm's update granularity.", min=1)
+    keep: int = _f(3, doc="How many checkpoints to keep (the newest).", min=1)
+
+
+@dataclass
+class RunnerConfig:
+    backend: Optional[str] = _f(None, doc="How envs are driven: null (the algorithm's default) or 'sync'; "
+                                          "A3C also takes its own backends (e.g. 'thread').")
+    workers: Optional[int] = _f(None, doc="Number of workers, for algorithms that have them (A3C's n_workers).", min=1)
+
+
+@dataclass
+class LogConfig:
+    interval: int = _f(1000, doc="Write a metrics row every this many env steps.", min=1)
+    tensorboard: bool = _f(True, doc="Also write TensorBoard event files (tf.summary) under tb/.")
+    progress: bool = _f(True, doc="Show a progress bar (tqdm) on stderr.")
+
+
+@dataclass
+class RunConfig:
+    algo: str = _f(doc="Algorithm name, one of tlrl.algorithms.REGISTRY (ppo, dqn, ddpg, td3, a3c).")
+    env: EnvConfig = _f(doc="The environment: id and kwargs.")
+    total_steps: int = _f(doc="Environment steps to train for.", min=1)
+    hyperparameters: Dict[str, Any] = _f({}, doc="The algorithm's constructor arguments (see its Config).")
+    seed: Optional[int] = _f(0, doc="Seed of numpy, TF and the envs (null: not seeded, not reproducible).", min=0)
+    eval: EvalConfig = field(default_factory=EvalConfig, metadata={"doc": "Evaluation settings."})
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig, metadata={"doc": "Checkpoint settings."})
+    runner: RunnerConfig = field(default_factory=RunnerConfig, metadata={"doc": "Runner settings (validated against what the algorithm supports)."})
+    log: LogConfig = field(default_factory=LogConfig, metadata={"doc": "Logging settings."})
+
+    def to_dict(self) -> Dict[str, Any]:
+        """The config as plain YAML-able data (what `config.yaml` of a run holds)."""
+        return _plain(dataclasses.asdict(self))
+
+    def error(self, path: Sequence[str], message: str) -> "ConfigError":
+        """A ConfigError for key `path` that names where the key was set (file line or --set)."""
+        places = getattr(self, "_places", None) or _Places("<config>")
+        return places.error(tuple(path), message)
+
+
+_SECTIONS = {"env": EnvConfig, "eval": EvalConfig, "checkpoint": CheckpointConfig, "runner": RunnerConfig,
+             "log": LogConfig}
+
+
+def _plain(value):
+    if isinstance(value, tuple):
+        value = list(value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+# ----- where each key is: line numbers from yaml's node marks ---------------------------------------------
+class _Places:
+    """Maps key paths to 'FILE, line N' (or '--set' for overridden keys)."""
+
+    def __init__(self, source: str):
+        self.source = source
+        self.lines: Dict[Path, int] = {}
+        self.overridden: set = set()
+
+    def where(self, path: Path) -> str:
+        for n in range(len(path), 0, -1):
+            if path[:n] in self.overridden:
+                return f"--set {'.'.join(path[:n])}"
+            if path[:n] in self.lines:
+                return f"{self.source}, line {self.lines[path[:n]]}"
+        return self.source
+
+    def error(self, path: Path, message: str) -> ConfigError:
+        return ConfigError(f"{self.where(path)}: {message}")
+
+
+def _index_nodes(node, path: Path, places: _Places) -> None:
+    if isinstance(node, yaml.MappingNode):
+        seen = {}
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node.value)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise ConfigError(f"{places.source}, line {line}: key {'.'.join(path + (key,))!r} appears twice "
+                                  f"(first on line {seen[key]}); keep one")
+            seen[key] = line
+            places.lines[path + (key,)] = line
+            _index_nodes(value_node, path + (key,), places)
+
+
+# ----- loading ------------------------------------------------------------------------------------------------
+def parse_set(item: str) -> Tuple[Path, Any]:
+    """Parse one `--set key.path=value` (value read as a YAML scalar or flow collection).
+
+    >>> parse_set("env.kwargs.size=5")
+    (('env', 'kwargs', 'size'), 5)
+    >>> parse_set("learning_rate=1e-3")
+    (('learning_rate',), 0.001)
+    """
+    if "=" not in item:
+        raise ConfigError(f"--set {item!r}: expected key.path=value, e.g. --set learning_rate=1e-3")
+    key, text = item.split("=", 1)
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"--set {item!r}: the key must be a dotted path such as env.kwargs.size")
+    try:
+        value = yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {item!r}: the value is not valid YAML ({str(exc).splitlines()[0]})") from None
+    if isinstance(value, str) and _looks_float(value):
+        value = float(value)  # PyYAML reads 1e-3 (no dot) as a string; users mean a number
+    return tuple(key.split(".")), value
+
+
+def _looks_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return text.strip().lower() not in ("nan", "inf", "-inf", "+inf", "infinity", "-infinity")
+
+
+def _fix_floats(value):
+    """YAML 1.1 (PyYAML) reads `1e-3` as a string; turn such strings into floats."""
+    if isinstance(value, dict):
+        return {k: _fix_floats(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_fix_floats(v) for v in value]
+    if isinstance(value, str) and _looks_float(value) and any(c in value for c in "eE"):
+        return float(value)
+    return value
+
+
+def _apply_set(data: Dict[str, Any], path: Path, value: Any, places: _Places) -> None:
+    top = {f.name for f in dataclasses.fields(RunConfig)}
+    if path[0] not in top:
+        path = ("hyperparameters",) + path
+    places.overridden.add(path)
+    node = data
+    for i, part in enumerate(path[:-1]):
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {'.'.join(path)}: {'.'.join(path[:i + 1])} is not a mapping "
+                              f"(it is {child!r}), so it has no key {path[i + 1]!r}")
+        node = child
+    node[path[-1]] = value
+
+
+def load_config(path: str, overrides: Sequence[str] = (), *, seed: Optional[int] = None,
+                check_env: bool = True) -> RunConfig:
+    """Read, override and validate the run config in YAML file `path`.
+
+    `overrides` are `key.path=value` strings (the CLI's `--set`); `seed`, if given, replaces
+    `seed`. Raises `ConfigError` with the key, its line and the expected value on any problem.
+    """
+    try:
+        with open(path) as fh:
+            text = fh.read()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
+    return load_config_text(text, path, overrides, seed=seed, check_env=check_env)
+
+
+def load_config_text(text: str, source: str = "<config>", overrides: Sequence[str] = (), *,
+                     seed: Optional[int] = None, check_env: bool = True) -> RunConfig:
+    """Like `load_config`, from YAML text; `source` names it in messages."""
+    places = _Places(source)
+    try:
+        root = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f", line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{source}{where}: not valid YAML: {problem}") from None
+    if data is None:
+        raise ConfigError(f"{source}: the config is empty; it needs at least algo, env and total_steps")
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the config must be a mapping of keys (algo, env, ...), "
+                          f"not a {type(data).__name__}")
+    _index_nodes(root, (), places)
+    data = _fix_floats(data)
+    for item in overrides:
+        key, value = parse_set(item)
+        _apply_set(data, key, value, places)
+    if seed is not None:
+        data["seed"] = seed
+        places.overridden.add(("seed",))
+    if isinstance(data.get("env"), str):  # shorthand: env: CartPole-v1
+        data["env"] = {"id": data["env"]}
+    config = _build(RunConfig, data, (), places)
+    config._places = places
+    _check_algorithm(config, places)
+    if check_env:
+        check_env_id(config.env.id, places)
+    return config
+
+
+def config_from_dict(data: Mapping[str, Any], source: str = "<config>", *, check_env: bool = True) -> RunConfig:
+    """Validate an already-parsed config mapping (e.g. a run's `config.yaml`)."""
+    return load_config_text(yaml.safe_dump(_plain(dict(data)), sort_keys=False), source, check_env=check_env)
+
+
+def _build(cls, data: Any, path: Path, places: _Places):
+    name = ".".join(path) or "the config"
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise places.error(path, f"{name} must be a mapping of keys ({', '.join(f.name for f in dataclasses.fields(cls))}), "
+                                 f"got {data!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    for key in data:
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), fields, n=3)
+            hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+            where = f" in {name}" if path else ""
+            raise places.error(path + (str(key),), f"unknown key {key!r}{where}.{hint} "
+                                                   f"Valid keys: {', '.join(sorted(fields))}")
+    values = {}
+    for fname, f in fields.items():
+        fpath = path + (fname,)
+        if fname not in data:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise places.error(path, f"missing required key {'.'.join(fpath)!r}: {f.metadata['doc']}")
+            if fname in _SECTIONS and path == ():
+                values[fname] = _build(_SECTIONS[fname], {}, fpath, places)
+            continue
+        value = data[fname]
+        if fname in _SECTIONS and path == ():
+            values[fname] = _build(_SECTIONS[fname], value, fpath, places)
+            continue
+        if not _matches(value, hints[fname]):
+            raise places.error(fpath, f"{'.'.join(fpath)} must be {_type_words(hints[fname])}, got {value!r}. "
+                                      f"({f.metadata['doc']})")
+        low = f.metadata.get("min")
+        if low is not None and value is not None and value < low:
+            raise places.error(fpath, f"{'.'.join(fpath)} must be >= {low}, got {value!r}. ({f.metadata['doc']})")
+        values[fname] = value
+    return cls(**values)
+
+
+def _type_words(hint) -> str:
+    """Plain words for a type hint: 'an integer', 'a number or null', 'a list of integers'..."""
+    words = {int: "an integer", float: "a number", bool: "true or false", str: "a string", type(None): "null"}
+    if hint in words:
+        return words[hint]
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Union:
+        parts = [_type_words(a) for a in args if a is not type(None)] + (["null"] if type(None) in args else [])
+        return " or ".join(parts)
+    if origin in (dict, typing.Dict) or hint is dict:
+        return "a mapping"
+    if origin in (tuple, list, collections.abc.Sequence):
+        inner = [a for a in args if a is not Ellipsis]
+        item = _type_words(inner[0]).replace("an ", "").replace("a ", "") if inner else "value"
+        return f"a list of {item}s"
+    if origin is collections.abc.Callable:
+        return "a function (not possible in a YAML file)"
+    if origin is typing.Literal:
+        return "one of " + ", ".join(repr(a) for a in args)
+    return _describe(hint)
+
+
+# ----- cross checks: algorithm, hyperparameters, runner, env ---------------------------------------------------
+def _check_algorithm(config: RunConfig, places: _Places) -> None:
+    from tlrl.algorithms import REGISTRY, get_algorithm
+
+    if config.algo.lower() not in REGISTRY:
+        close = difflib.get_close_matches(config.algo.lower(), REGISTRY, n=3)
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise places.error(("algo",), f"unknown algorithm {config.algo!r}.{hint} Available: {', '.join(sorted(REGISTRY))}")
+    config.algo = config.algo.lower()
+    try:
+        cls = get_algorithm(config.algo)
+    except ImportError as exc:
+        raise places.error(("algo",), f"algorithm {config.algo!r} is registered but cannot be imported ({exc})") from None
+    _apply_runner(config, cls, places)
+    hyper = config.hyperparameters
+    fields = {f.name for f in dataclasses.fields(cls.Config)}
+    hints = typing.get_type_hints(cls.Config)
+    for key, value in hyper.items():
+        kpath = ("hyperparameters", str(key))
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), fields, n=3)
+            hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+            raise places.error(kpath, f"{cls.__name__} has no hyperparameter {key!r}.{hint} "
+                                      f"Valid: {', '.join(sorted(fields))}")
+        hint = hints[key]
+        if not _matches(value, hint):
+            raise places.error(kpath, f"{cls.__name__} hyperparameter {key!r} must be {_type_words(hint)}, "
+                                      f"got {value!r}")
+    try:
+        build_config(cls.Config, cls.__name__, dict(hyper))
+    except (TypeError, ValueError) as exc:
+        named = [k for k in hyper if repr(k) in str(exc) or str(k) in str(exc)]
+        path = ("hyperparameters", named[0]) if named else ("hyperparameters",)
+        raise places.error(path, f"{exc}") from None
+
+
+def _apply_runner(config: RunConfig, cls, places: _Places) -> None:
+    fields = {f.name: f for f in dataclasses.fields(cls.Config)}
+    runner, hyper = config.runner, config.hyperparameters
+    if runner.workers is not None:
+        if "n_workers" not in fields:
+            raise places.error(("runner", "workers"), f"runner.workers is not supported by {cls.__name__} yet "
+                                                      f"(only algorithms with n_workers, e.g. a3c, take it); remove it "
+                                                      f"or use hyperparameters.n_envs for parallel envs")
+        if "n_workers" in hyper and hyper["n_workers"] != runner.workers:
+            raise places.error(("runner", "workers"), f"runner.workers={runner.workers} contradicts "
+                                                      f"hyperparameters.n_workers={hyper['n_workers']}; set one")
+        hyper["n_workers"] = runner.workers
+    if runner.backend is not None:
+        if "backend" in fields:
+            if "backend" in hyper and hyper["backend"] != runner.backend:
+                raise places.error(("runner", "backend"), f"runner.backend={runner.backend!r} contradicts "
+                                                          f"hyperparameters.backend={hyper['backend']!r}; set one")
+            hyper["backend"] = runner.backend
+        elif runner.backend != "sync":
+            raise places.error(("runner", "backend"), f"runner.backend {runner.backend!r} is not supported by "
+                                                      f"{cls.__name__}: it runs its vector env synchronously; use 'sync' "
+                                                      f"or null")
+
+
+def check_env_id(env_id: str, places: Optional[_Places] = None) -> None:
+    """Fail with close matches unless `env_id` is a registered id or an importable 'package.module:Class'."""
+    places = places or _Places("<config>")
+    path = ("env", "id")
+    if ":" in env_id:
+        module_name, _, attr = env_id.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise places.error(path, f"env.id {env_id!r}: cannot import module {module_name!r} ({exc})") from None
+        if not hasattr(module, attr):
+            close = difflib.get_close_matches(attr, [n for n in dir(module) if not n.startswith("_")], n=3)
+            hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+            raise places.error(path, f"env.id {env_id!r}: module {module_name!r} has no {attr!r}.{hint}")
+        return
+    import gymnasium as gym
+
+    try:
+        import tlrl.envs  # noqa: F401 - registers tlrl/... ids
+    except ImportError:
+        pass
+    if env_id in gym.registry:
+        return
+    close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.5)
+    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    raise places.error(path, f"unknown env {env_id!r}: not a registered Gymnasium id and not 'package.module:Class'."
+                             f"{hint} (`tlrl envs` lists tlrl's own)")
+
+
+def dump_config(config: RunConfig, path: str) -> None:
+    """Write the resolved config as YAML (atomically)."""
+    tmp = path + ".tmp"
+    with open(tmp, "w") as fh:
+        yaml.safe_dump(config.to_dict(), fh, sort_keys=False)
+    os.replace(tmp, path)
+
+
+def schema_doc() -> List[str]:
+    """One line per key of the run config: its path, default and meaning (for `--help` and docs)."""
+    lines = []
+    for f in dataclasses.fields(RunConfig):
+        if f.name in _SECTIONS:
+            lines.append(f"{f.name}: {f.metadata['doc']}")
+            for g in dataclasses.fields(_SECTIONS[f.name]):
+                default = "required" if g.default is dataclasses.MISSING and g.default_factory is dataclasses.MISSING \
+                    else repr(g.default if g.default is not dataclasses.MISSING else g.default_factory())
+                lines.append(f"  {f.name}.{g.name} ({default}): {g.metadata['doc']}")
+        else:
+            default = "required" if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING \
+                else repr(f.default if f.default is not dataclasses.MISSING else f.default_factory())
+            lines.append(f"{f.name} ({default}): {f.metadata['doc']}")
+    return lines

@@ -1,0 +1,259 @@
+"""Training logs: a CSV of metrics, TensorBoard event files and a progress bar, as one callback.
+
+`Logger` is a callback for any agent's `learn(total_steps, callback=)`: agents call it after
+each update with `info = {"num_timesteps", "metrics", "episode_returns"}`. Every `interval`
+env steps it writes one row to `metrics.csv` (`num_timesteps, wall, steps_per_s,
+episode_return_mean, episodes`, then every metric the agent reported) and the same scalars
+to TensorBoard; the progress bar shows steps, steps/s and the recent episode return.
+
+The logger's own state (recent returns, the next row's step, the wall clock) is saved with
+each checkpoint (`state()` / `Logger(..., state=)`), and `MetricsCSV.truncate_after(step)`
+drops the rows written after the checkpoint, so a resumed run continues the file with no
+duplicate and no missing row.
+
+TensorBoard files are written with `tf.summary.write` and the scalar plugin's metadata,
+which needs no `tensorboard` package (install it only to view them).
+
+>>> import tempfile, os
+>>> d = tempfile.mkdtemp()
+>>> log = Logger(d, total_steps=300, interval=100, tensorboard=False, progress=False)
+>>> for step in (100, 200, 300):
+...     log(None, {"num_timesteps": step, "metrics": {"loss": 0.5}, "episode_returns": [float(step)]})
+>>> log.close()
+>>> [row["num_timesteps"] for row in read_metrics(os.path.join(d, "metrics.csv"))]
+[100.0, 200.0, 300.0]
+"""
+from __future__ import annotations
+
+import csv
+import math
+import os
+import sys
+import time
+from collections import deque
+from typing import Any, Dict, List, Mapping, Optional
+
+import numpy as np
+
+METRICS_FILE = "metrics.csv"
+EVAL_FILE = "evaluations.csv"
+TB_DIR = "tb"
+BASE_COLUMNS = ["num_timesteps", "wall", "steps_per_s", "episode_return_mean", "episodes"]
+EVAL_COLUMNS = ["num_timesteps", "eval_return_mean", "eval_return_std"]
+
+
+def read_metrics(path: str) -> List[Dict[str, float]]:
+    """Rows of a metrics CSV as dicts of floats (empty cells are NaN); incomplete rows are skipped."""
+    if not os.path.exists(path):
+        return []
+    with open(path, newline="") as fh:
+        rows = list(csv.reader(fh))
+    if not rows:
+        return []
+    header, out = rows[0], []
+    for row in rows[1:]:
+        if len(row) != len(header):
+            continue
+        try:
+            out.append({k: float(v) if v != "" else math.nan for k, v in zip(header, row)})
+        except ValueError:
+            continue
+    return out
+
+
+class MetricsCSV:
+    """Append-only CSV with a header that grows when new metric names appear (the file is then rewritten)."""
+
+    def __init__(self, path: str, base_columns: List[str]):
+        self.path = path
+        self.columns = list(base_columns)
+        if os.path.exists(path):
+            with open(path, newline="") as fh:
+                header = next(csv.reader(fh), None)
+            if header:
+                self.columns = header + [c for c in base_columns if c not in header]
+
+    def truncate_after(self, step: float) -> int:
+        """Keep only complete rows with `num_timesteps <= step`; return how many rows were kept."""
+        rows = [r for r in read_metrics(self.path) if r["num_timesteps"] <= step]
+        self._rewrite(rows)
+        return len(rows)
+
+    def write(self, row: Mapping[str, float]) -> None:
+        new = [k for k in row if k not in self.columns]
+        if new:
+            old = read_metrics(self.path)
+            self.columns += new
+            self._rewrite(old)
+        exists = os.path.exists(self.path) and os.path.getsize(self.path) > 0
+        line = _csv_line([row.get(c, "") for c in self.columns])
+        with open(self.path, "a", newline="") as fh:
+            fh.write(line if exists else _csv_line(self.columns) + line)  # one write: a row is whole or absent
+
+    def _rewrite(self, rows: List[Mapping[str, float]]) -> None:
+        tmp = self.path + ".tmp"
+        with open(tmp, "w", newline="") as fh:
+            fh.write(_csv_line(self.columns))
+            for r in rows:
+                fh.write(_csv_line([_cell(r.get(c, "")) for c in self.columns]))
+        os.replace(tmp, self.path)
+
+
+def _cell(v):
+    return "" if isinstance(v, float) and math.isnan(v) else v
+
+
+def _csv_line(values) -> str:
+    out = []
+    for v in values:
+        if isinstance(v, (float, np.floating)):
+            v = float(v)
+            v = "" if math.isnan(v) else str(int(v)) if v.is_integer() and abs(v) < 2**53 else repr(v)
+        out.append(str(v))
+    return ",".join(out) + "\n"
+
+
+class TensorBoardWriter:
+    """Scalars to TensorBoard event files with `tf.summary.write` (no `tensorboard` package needed)."""
+
+    def __init__(self, logdir: str):
+        import tensorflow as tf
+        from tensorflow.core.framework import summary_pb2
+
+        self._tf = tf
+        self._writer = tf.summary.create_file_writer(logdir)
+        meta = summary_pb2.SummaryMetadata()
+        meta.plugin_data.plugin_name = "scalars"
+        meta.data_class = summary_pb2.DATA_CLASS_SCALAR
+        self._metadata = meta.SerializeToString()
+
+    def scalars(self, values: Mapping[str, float], step: int) -> None:
+        tf = self._tf
+        with self._writer.as_default():
+            for tag, value in values.items():
+                if value is None or not np.isfinite(value):
+                    continue
+                tf.summary.write(tag, tf.constant(float(value), tf.float32), step=int(step), metadata=self._metadata)
+        self._writer.flush()
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+class Logger:
+    """Callback that logs metrics rows every `interval` steps to CSV, TensorBoard and a progress bar.
+
+    Args:
+        run_dir: where `metrics.csv`, `evaluations.csv` and `tb/` go.
+        total_steps: the run's target step count (for the progress bar).
+        interval: env steps between rows (a row is written at the first update at or past each multiple).
+        tensorboard: write TensorBoard event files.
+        progress: show a tqdm progress bar on stderr.
+        state: what `state()` returned at the checkpoint this run resumes from.
+        start_step: the agent's step count at start (the checkpoint's step when resuming).
+        window: how many recent episodes `episode_return_mean` averages.
+    """
+
+    def __init__(self, run_dir: str, total_steps: int, interval: int = 1000, *, tensorboard: bool = True,
+                 progress: bool = True, state: Optional[Mapping[str, Any]] = None, start_step: int = 0,
+                 window: int = 100):
+        self.run_dir = run_dir
+        self.total_steps = int(total_steps)
+        self.interval = int(interval)
+        os.makedirs(run_dir, exist_ok=True)
+        self.csv = MetricsCSV(os.path.join(run_dir, METRICS_FILE), BASE_COLUMNS)
+        self.eval_csv = MetricsCSV(os.path.join(run_dir, EVAL_FILE), EVAL_COLUMNS)
+        state = dict(state or {})
+        self.recent = deque(state.get("recent_returns", []), maxlen=window)
+        self.episodes = int(state.get("episodes", 0))
+        self.wall_offset = float(state.get("wall", 0.0))
+        self.step = int(state.get("step", start_step))
+        self.next_row = int(state.get("next_row", (self.step // self.interval + 1) * self.interval))
+        if state or start_step:
+            self.csv.truncate_after(self.step)
+            self.eval_csv.truncate_after(self.step)
+        self._t0 = time.perf_counter()
+        self._last_row = (self.step, 0.0)  # (step, session wall) of the previous row
+        self.last_metrics: Dict[str, float] = {}
+        self.tb = TensorBoardWriter(os.path.join(run_dir, TB_DIR)) if tensorboard else None
+        self.bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=self.total_steps, initial=min(self.step, self.total_steps), unit="step",
+                            dynamic_ncols=True, file=sys.stderr, smoothing=0.1, mininterval=0.5)
+
+    # ----- clock --------------------------------------------------------------------------------------------
+    @property
+    def wall(self) -> float:
+        """Training seconds so far, over every session of the run."""
+        return self.wall_offset + (time.perf_counter() - self._t0)
+
+    # ----- the callback ----------------------------------------------------------------------------------------
+    def __call__(self, agent, info: Mapping[str, Any]) -> None:
+        step = int(info["num_timesteps"])
+        for ret in info.get("episode_returns", ()) or ():
+            self.recent.append(float(ret))
+            self.episodes += 1
+        metrics = {k: _to_float(v) for k, v in dict(info.get("metrics") or {}).items()}
+        self.last_metrics = metrics
+        if self.bar is not None:
+            self.bar.update(max(0, min(step, self.total_steps) - self.bar.n))
+            post = {"ret": f"{self.return_mean:.3g}"}
+            self.bar.set_postfix(post, refresh=False)
+        self.step = step
+        if step >= self.next_row:
+            self.write_row(step, metrics)
+
+    @property
+    def return_mean(self) -> float:
+        return float(np.mean(self.recent)) if self.recent else math.nan
+
+    def write_row(self, step: int, metrics: Mapping[str, float]) -> None:
+        """Write one metrics row now (at `step`) and schedule the next at the following multiple of `interval`."""
+        session_wall = time.perf_counter() - self._t0
+        last_step, last_wall = self._last_row
+        dt = session_wall - last_wall
+        row = {"num_timesteps": step, "wall": self.wall_offset + session_wall,
+               "steps_per_s": (step - last_step) / dt if dt > 0 and step > last_step else math.nan,
+               "episode_return_mean": self.return_mean, "episodes": self.episodes}
+        for k, v in metrics.items():
+            row[k if k not in row else f"train/{k}"] = v
+        self.csv.write(row)
+        if self.tb is not None:
+            self.tb.scalars({k if "/" in k else f"train/{k}": v for k, v in row.items() if k != "num_timesteps"}, step)
+        self._last_row = (step, session_wall)
+        self.next_row = (step // self.interval + 1) * self.interval
+
+    def finish(self) -> None:
+        """Write a last row for the steps since the previous one (at the end of training)."""
+        if self.step > self._last_row[0] and self.step < self.next_row:
+            self.write_row(self.step, self.last_metrics)
+
+    def log_eval(self, step: int, mean: float, std: float) -> None:
+        self.eval_csv.write({"num_timesteps": step, "eval_return_mean": mean, "eval_return_std": std})
+        if self.tb is not None:
+            self.tb.scalars({"eval/return_mean": mean, "eval/return_std": std}, step)
+        if self.bar is not None:
+            self.bar.write(f"step {step}: eval return {mean:.2f} ± {std:.2f}")
+
+    # ----- persistence -----------------------------------------------------------------------------------------
+    def state(self) -> Dict[str, Any]:
+        """What a checkpoint must hold for a resumed run to continue the logs seamlessly (JSON-able)."""
+        return {"recent_returns": list(self.recent), "episodes": self.episodes, "wall": self.wall,
+                "step": self.step, "next_row": self.next_row}
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        if self.tb is not None:
+            self.tb.close()
+            self.tb = None
+
+
+def _to_float(v) -> float:
+    try:
+        return float(np.asarray(v))
+    except (TypeError, ValueError):
+        return math.nan
