@@ -1,0 +1,284 @@
+"""A3C: asynchronous advantage actor-critic.
+
+Mnih, Badia, Mirza, Graves, Lillicrap, Harley, Silver, Kavukcuoglu (2016), "Asynchronous
+Methods for Deep Reinforcement Learning", ICML. https://arxiv.org/abs/1602.01783
+
+`n_workers` workers each act in their own env copy for `n_steps` steps (the paper's t_max)
+with their local weights, compute the gradient of the n-step advantage actor-critic loss,
+push it to the shared parameters and pull the fresh weights. Workers run on threads
+(`tlrl.workers.run_threads`); the machinery (`GradientWorker`, `Learner`) only exchanges
+numpy arrays, so other backends can reuse it. With `n_workers=1` training is synchronous
+(the same loop in the caller's thread): n-step advantage actor-critic, A2C-like, and two
+runs with the same seed are identical. With more workers the order in which gradients
+arrive depends on thread scheduling, so seeded runs differ from one another.
+
+Differences from the paper, all configurable: Adam (by default) instead of shared RMSProp,
+gradient clipping by global norm, and each worker may step a small vector env (`n_envs`).
+
+>>> from tlrl.algorithms import A3C
+>>> agent = A3C("CartPole-v1", seed=0, n_workers=1, n_steps=8, net_arch=[16])
+>>> _ = agent.learn(64)
+>>> agent.num_timesteps
+64
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import time
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
+
+import gymnasium as gym
+import numpy as np
+import tensorflow as tf
+
+from tlrl.agent import BaseAgent
+from tlrl.episodes import EpisodeTracker
+from tlrl.hyperparams import require
+from tlrl.modules import ValueHead, make_policy_head, make_torso
+from tlrl.optim import Adam
+from tlrl.schedules import make_schedule
+from tlrl.workers import GradientWorker, Learner, run_inline, run_threads
+from tlrl.workers.worker import _cast_obs, _numpy_policy, input_dtype, tensor_spec
+
+
+# ----- config ------------------------------------------------------------------------
+@dataclasses.dataclass
+class A3CConfig:
+    """Hyperparameters of A3C (SB3 A2C names where they exist)."""
+
+    #: workers acting and pushing gradients asynchronously (threads); 1 = synchronous and deterministic.
+    n_workers: int = 2
+    #: envs per worker (a small vector env; the paper used 1).
+    n_envs: int = 1
+    #: steps per env between two gradient pushes of a worker (the paper's t_max).
+    n_steps: int = 5
+    #: step size: a number, "lin_<start>" (linear decay to 0 over each learn call) or a callable of progress 0->1.
+    learning_rate: Union[float, str, Callable[[float], float]] = 7e-4
+    #: discount factor.
+    gamma: float = 0.99
+    #: entropy bonus coefficient.
+    ent_coef: float = 0.01
+    #: value loss coefficient (the value loss is the mean squared error of V against the n-step return).
+    vf_coef: float = 0.5
+    #: clip each pushed gradient to this global norm (None: no clipping).
+    max_grad_norm: Optional[float] = 0.5
+    #: normalize advantages within each rollout.
+    normalize_advantage: bool = False
+    #: hidden layer sizes of the policy and value MLPs.
+    net_arch: Tuple[int, ...] = (64, 64)
+    #: activation of the hidden layers.
+    activation: str = "tanh"
+    #: one torso for policy and value (as in the paper's conv nets) instead of two.
+    share_torso: bool = False
+    #: Adam epsilon.
+    adam_eps: float = 1e-5
+    #: compile the worker gradient step and the learner update with XLA.
+    jit_compile: bool = False
+
+    def __post_init__(self):
+        self.net_arch = tuple(self.net_arch)
+
+    def validate(self) -> None:
+        require(self.n_workers >= 1, f"n_workers must be at least 1, got {self.n_workers}")
+        require(self.n_envs >= 1, f"n_envs must be at least 1, got {self.n_envs}")
+        require(self.n_steps >= 1, f"n_steps must be at least 1, got {self.n_steps}")
+        require(0.0 <= self.gamma <= 1.0, f"gamma must be in [0, 1], got {self.gamma}")
+        require(self.ent_coef >= 0.0, f"ent_coef must be non-negative, got {self.ent_coef}")
+        require(self.vf_coef >= 0.0, f"vf_coef must be non-negative, got {self.vf_coef}")
+        require(self.max_grad_norm is None or self.max_grad_norm > 0,
+                f"max_grad_norm must be positive or None, got {self.max_grad_norm}")
+        require(len(self.net_arch) >= 1 and all(h > 0 for h in self.net_arch),
+                f"net_arch must list positive layer sizes, got {self.net_arch}")
+        make_schedule(self.learning_rate, "learning_rate")
+
+
+# ----- networks -----------------------------------------------------------------------
+class ActorCritic(tf.Module):
+    """Policy `pi(a|s)` (a tfp distribution) and value `V(s)`, built eagerly from the spaces."""
+
+    def __init__(self, observation_space: gym.Space, action_space: gym.Space, net_arch: Sequence[int] = (64, 64),
+                 activation: str = "tanh", share_torso: bool = False):
+        super().__init__(name="actor_critic")
+        self.pi_torso = make_torso(observation_space, hidden=tuple(net_arch), activation=activation)
+        self.vf_torso = self.pi_torso if share_torso else make_torso(
+            observation_space, hidden=tuple(net_arch), activation=activation)
+        self.pi_head = make_policy_head(action_space)
+        self.vf_head = ValueHead()
+        dummy = _cast_obs(_batch_of_one(observation_space.sample()), observation_space)
+        self(tf.nest.map_structure(tf.constant, dummy))  # create the variables now
+
+    def __call__(self, obs):
+        features = self.pi_torso(obs)
+        values = self.vf_head(features if self.vf_torso is self.pi_torso else self.vf_torso(obs))
+        return self.pi_head(features), values  # dist over [B] actions, [B]
+
+    def value(self, obs) -> tf.Tensor:
+        return self.vf_head(self.vf_torso(obs))
+
+    def policy_parts(self) -> tuple:
+        return self.pi_torso, self.pi_head
+
+
+def _batch_of_one(x):
+    if isinstance(x, dict):
+        return {k: _batch_of_one(v) for k, v in x.items()}
+    return np.asarray(x)[None]
+
+
+# ----- loss -----------------------------------------------------------------------------
+def a2c_loss(dist, values, actions, returns, *, ent_coef: float, vf_coef: float, normalize_advantage: bool):
+    """The n-step advantage actor-critic loss of one rollout.
+
+    `A = R - V(s)` (no gradient), policy loss `-mean(A log pi(a|s))`, value loss
+    `mean((R - V(s))^2)`, entropy bonus `mean(H(pi(.|s)))`:
+    `loss = policy_loss + vf_coef * value_loss - ent_coef * entropy`.
+
+    Args:
+        dist: policy distribution over the batch; values: `[B]` V(s);
+        actions: `[B, ...]` actions taken; returns: `[B]` n-step returns.
+    """
+    advantages = tf.stop_gradient(returns - values)
+    if normalize_advantage:
+        mean, var = tf.nn.moments(advantages, axes=[0])
+        advantages = (advantages - mean) / (tf.sqrt(var) + 1e-8)
+    policy_loss = -tf.reduce_mean(advantages * dist.log_prob(actions))
+    value_loss = tf.reduce_mean(tf.square(returns - values))
+    entropy = tf.reduce_mean(dist.entropy())
+    loss = policy_loss + vf_coef * value_loss - ent_coef * entropy
+    return loss, {"loss": loss, "policy_loss": policy_loss, "value_loss": value_loss, "entropy": entropy}
+
+
+# ----- agent ------------------------------------------------------------------------------
+class A3C(BaseAgent):
+    """Asynchronous advantage actor-critic (Mnih et al., 2016) with thread workers.
+
+    Args:
+        env: env id, "package.module:Class", factory, or (with one worker and one env) an instance.
+        seed: seeds networks, workers and envs. Runs are reproducible with `n_workers=1` only.
+        **hyperparameters: fields of `A3CConfig`.
+
+    `learn(total_steps)` counts env steps over all workers; each worker claims
+    `n_steps * n_envs` steps before a rollout, so a call trains `total_steps` rounded up to
+    whole rollouts.
+    """
+
+    Config = A3CConfig
+
+    def _check_spaces(self, observation_space, action_space) -> None:
+        if not isinstance(action_space, (gym.spaces.Discrete, gym.spaces.MultiDiscrete, gym.spaces.Box)):
+            raise TypeError(f"A3C supports Discrete, MultiDiscrete and Box action spaces, got {action_space}")
+        if isinstance(self.env_spec, gym.Env) and self.config.n_workers * self.config.n_envs > 1:
+            raise ValueError(
+                f"A3C with n_workers={self.config.n_workers} and n_envs={self.config.n_envs} needs one env per worker "
+                f"and env; pass an env id, 'package.module:Class' or a factory instead of an env instance.")
+
+    def _build(self) -> None:
+        c = self.config
+        self._model_fn = functools.partial(ActorCritic, self.observation_space, self.action_space, c.net_arch,
+                                           c.activation, c.share_torso)
+        self.network = self._model_fn()  # the shared (global) parameters
+        self.learning_rate_fn = make_schedule(c.learning_rate, "learning_rate")
+        self.optimizer = Adam(self.learning_rate_fn(0.0), eps=c.adam_eps, max_grad_norm=c.max_grad_norm)
+        self.learner = Learner(self.network.trainable_variables, self.optimizer, jit_compile=c.jit_compile)
+        self._loss_fn = functools.partial(a2c_loss, ent_coef=c.ent_coef, vf_coef=c.vf_coef,
+                                          normalize_advantage=c.normalize_advantage)
+        self.workers: list = []
+        self.episode_tracker = EpisodeTracker(c.n_workers * c.n_envs)
+        # Acting on the shared network: numpy forward pass, re-synced when the weights changed.
+        self._np_policy, _ = _numpy_policy(self.network, self.network.trainable_variables)
+        self._np_version = -1
+        self._act_tf = tf.function(self._act_graph, input_signature=[
+            tensor_spec(self.observation_space, (None,), input_dtype), tf.TensorSpec([], tf.bool),
+            tf.TensorSpec([2], tf.int32)])
+
+    # ----- acting -------------------------------------------------------------------------
+    def _act_graph(self, obs, deterministic, seed):
+        dist, _ = self.network(obs)
+        return tf.cond(deterministic, lambda: tf.cast(dist.mode(), dist.dtype), lambda: dist.sample(seed=seed))
+
+    def _act_batch(self, obs, deterministic: bool) -> np.ndarray:
+        if self._np_policy is not None:
+            with self.learner.lock:
+                if self._np_version != self.learner.version:
+                    self._np_policy.sync()
+                    self._np_version = self.learner.version
+                dist = self._np_policy(obs)
+            return dist.mode() if deterministic else dist.sample(self.rng)
+        seed = self.rng.integers(0, 2**31 - 1, size=2).astype(np.int32)
+        with self.learner.lock:
+            return self._act_tf(_cast_obs(obs, self.observation_space), tf.constant(deterministic), seed).numpy()
+
+    # ----- training -----------------------------------------------------------------------
+    def _make_workers(self) -> None:
+        c = self.config
+        from tlrl.envs import make_vector_env
+
+        for i in range(c.n_workers):
+            seed = None if self.seed is None else int(self.rng.integers(0, 2**31 - 1))
+            if isinstance(self.env_spec, gym.Env):
+                env_fn = functools.partial(make_vector_env, self.env_spec, 1, seed=seed)
+            else:
+                env_fn = functools.partial(make_vector_env, self.env_spec, c.n_envs, seed=seed, kwargs=self.env_kwargs)
+            self.workers.append(GradientWorker(env_fn, self._model_fn, self._loss_fn, n_steps=c.n_steps,
+                                               gamma=c.gamma, seed=seed, jit_compile=c.jit_compile))
+
+    def learn(self, total_steps: int, callback: Optional[Callable[..., Any]] = None) -> "A3C":
+        """Train for `total_steps` more env steps (all workers together), then return self.
+
+        `callback(agent, info)` runs in the calling thread after every applied update with
+        `num_timesteps`, `metrics` (loss terms, grad_norm, learning_rate, steps_per_second),
+        `episode_returns` (episodes finished in that rollout), `worker` and `version`;
+        returning False stops training. An exception in a worker stops all of them and is
+        raised here as `tlrl.workers.WorkerError`.
+        """
+        if isinstance(total_steps, bool) or not isinstance(total_steps, (int, np.integer)) or total_steps < 0:
+            raise ValueError(f"total_steps must be a non-negative integer, got {total_steps!r}")
+        if total_steps == 0:
+            return self
+        if not self.workers:
+            self._make_workers()
+        start_steps, start_time = self.num_timesteps, time.perf_counter()
+
+        def on_update(stats: Dict[str, Any]) -> Optional[bool]:
+            self.num_timesteps += stats["steps"]
+            returns = stats.pop("episode_returns")
+            lengths = stats.pop("episode_lengths")
+            for r, n in zip(returns, lengths):
+                self.episode_tracker.finished_returns.append(r)
+                self.episode_tracker.finished_lengths.append(n)
+                self.episode_tracker.episodes += 1
+            if callback is None:
+                return None
+            elapsed = time.perf_counter() - start_time
+            metrics = {k: float(v) for k, v in stats.items() if k not in ("steps", "worker", "version")}
+            metrics["steps_per_second"] = (self.num_timesteps - start_steps) / max(elapsed, 1e-9)
+            return callback(self, {"num_timesteps": self.num_timesteps, "metrics": metrics,
+                                   "episode_returns": returns, "worker": stats["worker"], "version": stats["version"]})
+
+        lr = self.learning_rate_fn
+        if len(self.workers) == 1:
+            run_inline(self.workers[0], self.learner, int(total_steps), on_update, lr)
+        else:
+            run_threads(self.workers, self.learner, int(total_steps), on_update, lr, name="tlrl-a3c-worker")
+        return self
+
+    def close(self) -> None:
+        """Close the workers' envs."""
+        for w in self.workers:
+            w.close()
+        self.workers = []
+
+    # ----- persistence -----------------------------------------------------------------
+    def _trackables(self) -> Dict[str, Any]:
+        return {"network": self.network, "optimizer": self.optimizer}
+
+    def save(self, path: str) -> None:
+        """Save (safe while workers run: the learner's lock keeps updates out during the write)."""
+        with self.learner.lock:
+            super().save(path)
+
+    def restore_state(self, path: str, meta=None) -> None:
+        with self.learner.lock:
+            super().restore_state(path, meta)
+            self.learner.version += 1  # the weights changed: acting re-syncs, workers pull on the next learn

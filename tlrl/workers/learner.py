@@ -1,0 +1,70 @@
+"""`Learner`: the shared parameters of asynchronous training, updated as gradients arrive.
+
+Gradients come in and weights go out as lists of numpy arrays (any backend can carry them).
+Each `apply` is one compiled call that steps the optimizer and snapshots the new weights,
+under a lock: a checkpoint taken under the same lock (`with learner.lock:`) never sees a
+half-applied update, and every published weight list is one consistent version.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Dict, List, Sequence, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+from tlrl.workers.flat import FlatLayout
+
+Weights = List[np.ndarray]
+
+
+class Learner:
+    """Applies gradients to shared `variables` with `optimizer` and publishes fresh weights.
+
+    Args:
+        variables: the shared (global) trainable variables.
+        optimizer: a `tlrl.optim` optimizer (`build(vars)`, `apply(grads, vars) -> grad norm`,
+            `learning_rate` a `tf.Variable`); it is built here, eagerly.
+        jit_compile: compile the update with XLA.
+
+    >>> import numpy as np, tensorflow as tf
+    >>> from tlrl.optim import Adam
+    >>> v = tf.Variable([1.0, -1.0])
+    >>> learner = Learner([v], Adam(0.1))
+    >>> weights, info = learner.apply([np.array([1.0, -1.0], np.float32)], learning_rate=0.1)
+    >>> [round(float(x), 3) for x in weights[0]], info["version"]
+    ([0.9, -0.9], 1)
+    """
+
+    def __init__(self, variables: Sequence[tf.Variable], optimizer, *, jit_compile: bool = False):
+        self.variables = list(variables)
+        self.optimizer = optimizer
+        optimizer.build(self.variables)
+        #: held while an update is applied; hold it to read or save a consistent set of weights.
+        self.lock = threading.RLock()
+        #: number of updates applied since this learner was made.
+        self.version = 0
+        self.layout = FlatLayout.of(self.variables)
+        self._apply_fn = tf.function(self._apply, input_signature=[self.layout.spec(), tf.TensorSpec([], tf.float32)],
+                                     jit_compile=jit_compile)
+
+    def _apply(self, flat_grads, learning_rate):
+        self.optimizer.learning_rate.assign(learning_rate)
+        norm = self.optimizer.apply(self.layout.unpack_tf(flat_grads), self.variables)
+        # The new values, read inside the same call: one consistent version.
+        return self.layout.pack_tf([v.read_value() for v in self.variables]), norm
+
+    def apply(self, grads: Sequence[np.ndarray], learning_rate: float) -> Tuple[Weights, Dict[str, float]]:
+        """Apply one gradient; return the new weights and `{"grad_norm", "version"}`."""
+        if len(grads) != len(self.variables):
+            raise ValueError(f"Learner holds {len(self.variables)} variables, got {len(grads)} gradients")
+        with self.lock:
+            weights, norm = self._apply_fn(self.layout.pack(grads), np.float32(learning_rate))
+            self.version += 1
+            version = self.version
+        return self.layout.unpack(weights.numpy()), {"grad_norm": float(norm), "version": version}
+
+    def get_weights(self) -> Weights:
+        """The current weights (one consistent version)."""
+        with self.lock:
+            return [v.numpy() for v in self.variables]

@@ -1,0 +1,296 @@
+"""`GradientWorker`: act n steps in an own env copy with local weights, return the gradients of a loss.
+
+The worker is the unit of asynchronous actor-critic training (A3C, Mnih et al., 2016). It
+knows nothing about threads, processes or Ray: it is built from picklable factories, takes
+weights as a list of numpy arrays (`set_weights`) and gives gradients back as a list of
+numpy arrays (`compute_gradients`), so any backend can move it and its messages around.
+
+Per rollout the TF cost is one compiled call: acting runs a numpy forward pass of the
+local weights (they are frozen between pulls; `tlrl.numpy_policy`), and the n-step returns,
+the loss and its gradients are computed in one `tf.function` with fixed shapes. Networks
+that have no numpy forward pass (convolutions, Keras models) act with one compiled TF call
+per vector step instead.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import gymnasium as gym
+import numpy as np
+import tensorflow as tf
+
+from tlrl.episodes import EpisodeTracker, true_next_obs
+from tlrl.workers.flat import FlatLayout
+
+Weights = List[np.ndarray]
+
+
+# ----- n-step returns -----------------------------------------------------------
+def n_step_returns(rewards, next_values, terminated, truncated, gamma: float):
+    """Discounted n-step returns of a time-major rollout, bootstrapped where the paper says.
+
+    `R_t = r_t + gamma * (1 - terminated_t) * B_t`, with `B_t = V(next_obs_t)` at the last step
+    and where the episode was truncated (the true final observation), else `B_t = R_{t+1}`. A
+    terminated step does not bootstrap, and no return reaches across an episode boundary.
+
+    Args:
+        rewards: `[T, n_envs]` rewards.
+        next_values: `[T, n_envs]` V of the true next observation of each step (the final
+            observation where an episode ended); only the last step and truncated steps are read.
+        terminated, truncated: `[T, n_envs]` flags (bool or 0/1 floats).
+        gamma: discount factor.
+
+    Returns:
+        `[T, n_envs]` float32 returns (a TF tensor; works eagerly and inside `tf.function`).
+
+    >>> r = n_step_returns([[1.], [1.], [1.]], [[0.], [2.], [10.]], [[0.], [0.], [0.]],
+    ...                    [[0.], [1.], [0.]], gamma=0.5)
+    >>> r.numpy()[:, 0].tolist()
+    [2.0, 2.0, 6.0]
+    """
+    rewards = tf.cast(rewards, tf.float32)
+    next_values = tf.cast(next_values, tf.float32)
+    terminated = tf.cast(terminated, tf.float32)
+    truncated = tf.cast(truncated, tf.float32)
+    steps = rewards.shape[0]
+    if steps is None:
+        raise ValueError("n_step_returns needs a static number of steps (first dimension)")
+    out = [None] * steps
+    ret = next_values[steps - 1]
+    for t in reversed(range(steps)):
+        # Truncated: bootstrap from V(final obs); otherwise continue from the next step's return.
+        boot = next_values[t] if t == steps - 1 else truncated[t] * next_values[t] + (1.0 - truncated[t]) * ret
+        ret = rewards[t] + gamma * (1.0 - terminated[t]) * boot
+        out[t] = ret
+    return tf.stack(out)
+
+
+# ----- observation and action storage ---------------------------------------------
+def input_dtype(space: gym.Space) -> np.dtype:
+    """The dtype an observation of `space` enters a network with: uint8 images stay uint8
+    (the CNN scales them), Discrete stays an integer (one-hot inside), all else float32."""
+    if isinstance(space, gym.spaces.Box) and space.dtype == np.uint8:
+        return np.dtype(np.uint8)
+    if isinstance(space, gym.spaces.Discrete):
+        return np.dtype(np.int64)
+    return np.dtype(np.float32)
+
+
+def action_dtype(space: gym.Space) -> np.dtype:
+    if isinstance(space, (gym.spaces.Discrete, gym.spaces.MultiDiscrete)):
+        return np.dtype(np.int64)
+    if isinstance(space, gym.spaces.Box):
+        return np.dtype(np.float32)
+    raise TypeError(f"GradientWorker supports Discrete, MultiDiscrete and Box actions, got {space}")
+
+
+def allocate(space: gym.Space, lead: Tuple[int, ...], dtype_of: Callable[[gym.Space], np.dtype]):
+    """Zero storage for values of `space` with leading dims `lead` (a dict of arrays for Dict spaces)."""
+    if isinstance(space, gym.spaces.Dict):
+        return {k: allocate(s, lead, dtype_of) for k, s in space.spaces.items()}
+    return np.zeros(lead + tuple(space.shape), dtype_of(space))
+
+
+def write_pair(buf, i: int, t: int, value) -> None:
+    """`buf[i, t] = value` for an array or a dict of arrays."""
+    if isinstance(buf, dict):
+        for k in buf:
+            buf[k][i, t] = value[k]
+    else:
+        buf[i, t] = value
+
+
+def tensor_spec(space: gym.Space, lead: Tuple[int, ...], dtype_of: Callable[[gym.Space], np.dtype]):
+    """`tf.TensorSpec` (or dict of them) for values of `space` with leading dims `lead`."""
+    if isinstance(space, gym.spaces.Dict):
+        return {k: tensor_spec(s, lead, dtype_of) for k, s in space.spaces.items()}
+    return tf.TensorSpec(lead + tuple(space.shape), tf.as_dtype(dtype_of(space)))
+
+
+def _flatten_time(x, n: int):
+    """Merge the leading `[T, n_envs]` axes of a tensor (or dict of tensors) into one of size `n`."""
+    if isinstance(x, Mapping):
+        return {k: _flatten_time(v, n) for k, v in x.items()}
+    return tf.reshape(x, [n] + x.shape[2:].as_list())
+
+
+def to_env_actions(actions: np.ndarray, space: gym.Space) -> np.ndarray:
+    """Policy actions as a vector env expects them (Box actions clipped to the bounds)."""
+    if isinstance(space, gym.spaces.Box):
+        return np.clip(actions, space.low, space.high).astype(space.dtype, copy=False)
+    return actions
+
+
+# ----- the worker -------------------------------------------------------------------
+class GradientWorker:
+    """Runs `n_steps` in its own (vector) env with local weights; returns the loss gradients.
+
+    Args:
+        env_fn: zero-argument factory of a Gymnasium vector env with `AutoresetMode.SAME_STEP`
+            (e.g. `functools.partial(tlrl.envs.make_vector_env, "CartPole-v1", 4, seed=1)`).
+        model_fn: zero-argument factory of the actor-critic, a `tf.Module` with
+            `__call__(obs) -> (policy distribution, values [B])`, `value(obs) -> [B]` and
+            `policy_parts() -> tuple of modules` (torso, head) for the numpy acting path.
+            Every worker's model and the learner's must list their `trainable_variables` in
+            the same order (the same factory guarantees it).
+        loss_fn: pure `loss_fn(dist, values, actions, returns) -> (loss, metrics dict)`.
+        n_steps: steps per env per rollout (the paper's t_max).
+        gamma: discount factor of the n-step returns.
+        seed: seeds the env reset and action sampling; None for nondeterministic.
+        jit_compile: compile the gradient step with XLA.
+
+    The first `compute_gradients` needs weights (`set_weights`) first.
+    """
+
+    def __init__(self, env_fn: Callable[[], gym.vector.VectorEnv], model_fn: Callable[[], tf.Module],
+                 loss_fn: Callable, *, n_steps: int, gamma: float, seed: Optional[int] = None,
+                 jit_compile: bool = False):
+        if n_steps < 1:
+            raise ValueError(f"n_steps must be at least 1, got {n_steps}")
+        self.env = env_fn()
+        if self.env.metadata.get("autoreset_mode") != gym.vector.AutoresetMode.SAME_STEP:
+            raise ValueError("GradientWorker needs a vector env with AutoresetMode.SAME_STEP "
+                             "(tlrl.envs.make_vector_env makes one)")
+        self.n_envs = int(self.env.num_envs)
+        self.n_steps = int(n_steps)
+        self.gamma = float(gamma)
+        self.loss_fn = loss_fn
+        self.observation_space = self.env.single_observation_space
+        self.action_space = self.env.single_action_space
+        self.rng = np.random.default_rng(seed)
+        self.model = model_fn()
+        self.variables: List[tf.Variable] = list(self.model.trainable_variables)
+        self.tracker = EpisodeTracker(self.n_envs)
+        self._weights: Optional[Weights] = None
+        T, N = self.n_steps, self.n_envs
+        # Rollout storage, preallocated. obs_pair[0] = obs_t, obs_pair[1] = true next obs of step t;
+        # signals = (rewards, terminated, truncated): few arguments make a cheap compiled call.
+        self._obs_pair = allocate(self.observation_space, (2, T, N), input_dtype)
+        self._act_buf = allocate(self.action_space, (T, N), action_dtype)
+        self._signals = np.zeros((3, T, N), np.float32)
+        self.layout = FlatLayout.of(self.variables)
+        self._np_policy, self._np_order = _numpy_policy(self.model, self.variables)
+        signature = [self.layout.spec(), tensor_spec(self.observation_space, (2, T, N), input_dtype),
+                     tensor_spec(self.action_space, (T, N), action_dtype), tf.TensorSpec((3, T, N), tf.float32)]
+        self._grad_fn = tf.function(self._gradients, input_signature=signature, jit_compile=jit_compile)
+        if self._np_policy is None:  # TF acting: one compiled call per vector step
+            self._act_fn = tf.function(self._act_tf, input_signature=[
+                tensor_spec(self.observation_space, (N,), input_dtype), tf.TensorSpec([2], tf.int32)])
+            self._assign_fn = tf.function(self._assign, input_signature=[self.layout.spec()])
+        self._obs, _ = self.env.reset(seed=seed)
+        #: returns of the last rollout ([T, n_envs]), for inspection and tests.
+        self.last_returns: Optional[np.ndarray] = None
+
+    @property
+    def steps_per_rollout(self) -> int:
+        """Env steps one `compute_gradients` call takes (n_steps * n_envs)."""
+        return self.n_steps * self.n_envs
+
+    # ----- weights -------------------------------------------------------------
+    def set_weights(self, weights: Sequence[np.ndarray]) -> None:
+        """Use these weights (numpy arrays, in the model's `trainable_variables` order) from now on."""
+        if len(weights) != len(self.variables):
+            raise ValueError(f"expected {len(self.variables)} weight arrays, got {len(weights)}")
+        self._weights = list(weights)
+        self._flat_weights = self.layout.pack(self._weights)
+        if self._np_policy is not None:
+            self._np_policy._weights = [self._weights[i] for i in self._np_order]
+        else:
+            self._assign_fn(self._flat_weights)
+
+    def _assign(self, flat_weights):
+        for v, w in zip(self.variables, self.layout.unpack_tf(flat_weights)):
+            v.assign(w)
+        return tf.constant(0)
+
+    # ----- acting --------------------------------------------------------------
+    def _act_tf(self, obs, seed):
+        dist, _ = self.model(obs)
+        return dist.sample(seed=seed)
+
+    def _sample(self, obs) -> np.ndarray:
+        if self._np_policy is not None:
+            return self._np_policy(obs).sample(self.rng)
+        seed = self.rng.integers(0, 2**31 - 1, size=2, dtype=np.int64).astype(np.int32)
+        return self._act_fn(_cast_obs(obs, self.observation_space), seed).numpy()
+
+    # ----- one rollout -> gradients ----------------------------------------------
+    def compute_gradients(self) -> Tuple[Weights, Dict[str, Any]]:
+        """Act `n_steps` in every env, then return `(gradients, stats)`.
+
+        `gradients` are numpy arrays in `trainable_variables` order; `stats` holds `steps`,
+        `episode_returns` / `episode_lengths` (episodes finished in this rollout) and every
+        loss metric as a float.
+        """
+        if self._weights is None:
+            raise RuntimeError("GradientWorker.compute_gradients called before set_weights")
+        ended_returns: List[float] = []
+        ended_lengths: List[int] = []
+        space = self.action_space
+        for t in range(self.n_steps):
+            obs = self._obs
+            write_pair(self._obs_pair, 0, t, obs)
+            actions = self._sample(obs)
+            self._act_buf[t] = actions
+            next_obs, rewards, terminated, truncated, info = self.env.step(to_env_actions(actions, space))
+            done = np.logical_or(terminated, truncated)
+            write_pair(self._obs_pair, 1, t, true_next_obs(next_obs, info, done))
+            self._signals[0, t] = rewards
+            self._signals[1, t] = terminated
+            self._signals[2, t] = truncated
+            if done.any():
+                ended_lengths += (self.tracker.lengths[done] + 1).tolist()
+            ended_returns += self.tracker.update(rewards, done)
+            self._obs = next_obs
+        grads, metrics, returns = self._grad_fn(self._flat_weights, self._obs_pair, self._act_buf, self._signals)
+        self.last_returns = returns.numpy()
+        values = metrics.numpy()
+        stats: Dict[str, Any] = {name: float(v) for name, v in zip(self._metric_names, values)}
+        stats.update(steps=self.steps_per_rollout, episode_returns=ended_returns, episode_lengths=ended_lengths)
+        return self.layout.unpack(grads.numpy()), stats
+
+    def _gradients(self, flat_weights, obs_pair, actions, signals):
+        """Assign the weights, compute the n-step returns and the gradients of `loss_fn` (one compiled call)."""
+        for v, w in zip(self.variables, self.layout.unpack_tf(flat_weights)):
+            v.assign(w)
+        T, N = self.n_steps, self.n_envs
+        n = T * N
+        obs = tf.nest.map_structure(lambda x: x[0], obs_pair)
+        next_obs = tf.nest.map_structure(lambda x: x[1], obs_pair)
+        next_values = tf.reshape(self.model.value(_flatten_time(next_obs, n)), [T, N])
+        returns = tf.stop_gradient(n_step_returns(signals[0], next_values, signals[1], signals[2], self.gamma))
+        with tf.GradientTape() as tape:
+            dist, values = self.model(_flatten_time(obs, n))
+            loss, metrics = self.loss_fn(dist, values, _flatten_time(actions, n), tf.reshape(returns, [n]))
+        grads = tape.gradient(loss, self.variables)
+        grads = [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g) for g, v in zip(grads, self.variables)]
+        self._metric_names = sorted(metrics)
+        metrics = tf.stack([tf.cast(metrics[k], tf.float32) for k in self._metric_names])
+        return self.layout.pack_tf(grads), metrics, returns
+
+    def close(self) -> None:
+        """Close the env."""
+        self.env.close()
+
+
+def _cast_obs(obs, space: gym.Space):
+    if isinstance(space, gym.spaces.Dict):
+        return {k: _cast_obs(obs[k], s) for k, s in space.spaces.items()}
+    return np.asarray(obs, input_dtype(space))
+
+
+def _numpy_policy(model, variables: Sequence[tf.Variable]):
+    """A numpy forward pass of the model's policy and the order of its weights in `variables`,
+    or `(None, None)` if a part has no numpy equivalent (the worker then acts in TF)."""
+    from tlrl.numpy_policy import NumpyModule, NumpyUnsupported
+
+    try:
+        policy = NumpyModule(*model.policy_parts())
+    except NumpyUnsupported:
+        return None, None
+    index = {id(v): i for i, v in enumerate(variables)}
+    try:
+        order = [index[id(v)] for v in policy._variables]
+    except (KeyError, AttributeError):
+        return None, None
+    return policy, order
