@@ -248,7 +248,7 @@ class BaseAgent:
         try:
             status = self._checkpoint().read(prefix)
             status.assert_existing_objects_matched()
-        except (tf.errors.OpError, AssertionError, ValueError) as exc:
+        except (tf.errors.OpError, AssertionError, ValueError, IndexError) as exc:  # IndexError: truncated data file
             raise ValueError(
                 f"Cannot restore the checkpoint in {path}: it is corrupt, truncated, or was written by a different "
                 f"network layout ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
