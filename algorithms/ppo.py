@@ -1,0 +1,591 @@
+"""Proximal Policy Optimization with a clipped objective and GAE.
+
+Schulman, Wolski, Dhariwal, Radford, Klimov (2017), "Proximal Policy Optimization Algorithms",
+arXiv:1707.06347; advantages by GAE(lambda) (Schulman et al., 2016, arXiv:1506.02438).
+Conventions and defaults follow Stable-Baselines3 (same hyperparameter names), and the
+implementation details of Huang et al. (2022, "The 37 Implementation Details of PPO"):
+orthogonal init (sqrt(2) torso, 0.01 policy, 1 value), per-minibatch advantage
+normalization, global gradient clipping, optional value clipping, entropy bonus.
+
+Where the time goes, and what tlrl does about it (small networks on CPU cost calls, not FLOPs):
+
+- Acting: during a rollout the weights are frozen, so actions, log-probs and values for all
+  envs come from one numpy forward pass (`tlrl.numpy_policy`), sampled with `self.rng`
+  (exact and seeded). Networks numpy cannot run (CNNs, Keras) use one `tf.function` call.
+- Updating: all `n_epochs` x minibatches run in ONE compiled call (`tf.while_loop`, XLA),
+  fed with permutations drawn in numpy from `self.rng`; it returns the new acting weights
+  too, so the next rollout needs no extra TF call. Shapes are fixed: it never retraces.
+
+>>> from tlrl.algorithms import PPO
+>>> agent = PPO("CartPole-v1", seed=0, n_envs=2, n_steps=16, batch_size=32, n_epochs=1)
+>>> agent = agent.learn(32)
+>>> agent.num_timesteps
+32
+>>> int(agent.act(agent.observation_space.sample())) in (0, 1)
+True
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
+
+import gymnasium as gym
+import numpy as np
+import tensorflow as tf
+
+from tlrl.agent import BaseAgent
+from tlrl.buffers import RolloutBuffer
+from tlrl.envs import ObservationNormalizer, RewardNormalizer
+from tlrl.episodes import EpisodeTracker, true_next_obs
+from tlrl.hyperparams import require
+from tlrl.layers import initializers as init
+from tlrl.modules import GaussianHead, ValueHead, make_policy_head, make_torso
+from tlrl.modules.torsos import is_image_space
+from tlrl.numpy_policy import NumpyModule, NumpyUnsupported
+from tlrl.off_policy import obs_signature, to_tf_obs
+from tlrl.optim import Adam
+from tlrl.schedules import ScheduleSpec, make_schedule
+
+ArchSpec = Union[Tuple[int, ...], Dict[str, Tuple[int, ...]]]
+
+
+# ----- hyperparameters ---------------------------------------------------------------------------
+@dataclasses.dataclass
+class PPOConfig:
+    """PPO hyperparameters (SB3 names and defaults)."""
+
+    learning_rate: ScheduleSpec = 3e-4
+    """Adam step size: a number, "lin_<start>" (linear to 0 over the learn call) or a callable of progress 0->1."""
+    n_steps: int = 2048
+    """Steps per env in each rollout (a rollout holds n_steps * n_envs transitions)."""
+    batch_size: int = 64
+    """Minibatch size; a rollout that it does not divide ends each epoch with a smaller minibatch (as SB3)."""
+    n_epochs: int = 10
+    """Passes over each rollout, each with a fresh shuffle."""
+    gamma: float = 0.99
+    """Discount factor."""
+    gae_lambda: float = 0.95
+    """GAE lambda (bias/variance trade-off of the advantages)."""
+    clip_range: ScheduleSpec = 0.2
+    """PPO ratio clip epsilon: number, "lin_<start>" or callable of progress."""
+    clip_range_vf: Optional[ScheduleSpec] = None
+    """If set, value predictions are clipped to old_value +- this (SB3 semantics); None disables it."""
+    normalize_advantage: bool = True
+    """Normalize advantages within each minibatch (mean 0, std 1)."""
+    ent_coef: float = 0.0
+    """Weight of the entropy bonus."""
+    vf_coef: float = 0.5
+    """Weight of the value loss."""
+    max_grad_norm: Optional[float] = 0.5
+    """Clip gradients to this global norm; None disables clipping."""
+    target_kl: Optional[float] = None
+    """Stop the update early (rest of all epochs) when a minibatch's approx. KL exceeds 1.5 * target_kl."""
+    n_envs: int = 1
+    """Number of parallel training envs (one vector env)."""
+    net_arch: ArchSpec = (64, 64)
+    """Hidden sizes: a list for both actor and critic torsos, or {"pi": [...], "vf": [...]}."""
+    activation: str = "tanh"
+    """Activation of the torso MLPs."""
+    share_torso: Optional[bool] = None
+    """One torso for actor and critic; None means shared for image observations (CNN), separate otherwise."""
+    log_std_init: float = 0.0
+    """Initial log standard deviation of the Gaussian policy (Box actions)."""
+    normalize_obs: bool = False
+    """Normalize (float Box) observations with running statistics, saved with the agent, frozen at evaluation."""
+    normalize_reward: bool = False
+    """Scale rewards by the running std of the discounted return (training only)."""
+    clip_obs: float = 10.0
+    """Clip normalized observations to +- this."""
+    clip_reward: float = 10.0
+    """Clip normalized rewards to +- this."""
+    jit_compile: bool = True
+    """Compile the fused update with XLA (measured faster on CPU)."""
+
+    def validate(self) -> None:
+        for name in ("n_steps", "batch_size", "n_epochs", "n_envs"):
+            require(getattr(self, name) > 0, f"{name} must be positive, got {getattr(self, name)}")
+        require(0.0 <= self.gamma <= 1.0, f"gamma must be in [0, 1], got {self.gamma}")
+        require(0.0 <= self.gae_lambda <= 1.0, f"gae_lambda must be in [0, 1], got {self.gae_lambda}")
+        require(self.batch_size <= self.n_steps * self.n_envs,
+                f"batch_size ({self.batch_size}) must not exceed the rollout size n_steps * n_envs "
+                f"({self.n_steps} * {self.n_envs} = {self.n_steps * self.n_envs})")
+        require(self.ent_coef >= 0.0, f"ent_coef must be >= 0, got {self.ent_coef}")
+        require(self.vf_coef >= 0.0, f"vf_coef must be >= 0, got {self.vf_coef}")
+        require(self.max_grad_norm is None or self.max_grad_norm > 0,
+                f"max_grad_norm must be positive or None, got {self.max_grad_norm}")
+        require(self.target_kl is None or self.target_kl > 0, f"target_kl must be positive or None, got {self.target_kl}")
+        require(self.clip_obs > 0 and self.clip_reward > 0, "clip_obs and clip_reward must be positive")
+        for name in ("learning_rate", "clip_range") + (("clip_range_vf",) if self.clip_range_vf is not None else ()):
+            value = make_schedule(getattr(self, name), name)(0.0)
+            require(value > 0, f"{name} must start positive, got {value} at progress 0")
+        pi, vf = self.arch()
+        if self.share_torso and pi != vf:
+            raise ValueError(f"share_torso=True needs one net_arch for both actor and critic, got pi={pi}, vf={vf}")
+
+    def arch(self) -> Tuple[Tuple[int, ...], Tuple[int, ...]]:
+        """(actor hidden sizes, critic hidden sizes) from `net_arch`."""
+        if isinstance(self.net_arch, Mapping):
+            unknown = set(self.net_arch) - {"pi", "vf"}
+            require(not unknown and set(self.net_arch) == {"pi", "vf"},
+                    f"net_arch as a dict needs exactly the keys 'pi' and 'vf', got {sorted(self.net_arch)}")
+            pi, vf = tuple(self.net_arch["pi"]), tuple(self.net_arch["vf"])
+        else:
+            pi = vf = tuple(self.net_arch)
+        for sizes in (pi, vf):
+            require(all(isinstance(h, int) and h > 0 for h in sizes),
+                    f"net_arch sizes must be positive integers, got {self.net_arch}")
+        return tuple(int(h) for h in pi), tuple(int(h) for h in vf)
+
+
+# ----- networks ----------------------------------------------------------------------------------
+class ActorCritic(tf.Module):
+    """Policy pi(a|s) (a `tfp` distribution) and value V(s), with separate or shared torsos."""
+
+    def __init__(self, observation_space: gym.Space, action_space: gym.Space, config: PPOConfig):
+        super().__init__(name="actor_critic")
+        pi_arch, vf_arch = config.arch()
+        shared = config.share_torso if config.share_torso is not None else _has_image(observation_space)
+        self.shared = bool(shared)
+        self.pi_torso = make_torso(observation_space, hidden=pi_arch, activation=config.activation)
+        self.vf_torso = self.pi_torso if self.shared else make_torso(observation_space, hidden=vf_arch,
+                                                                       activation=config.activation)
+        head_kwargs = {"log_std_init": config.log_std_init} if isinstance(action_space, gym.spaces.Box) else {}
+        self.policy_head = make_policy_head(action_space, **head_kwargs)  # orthogonal(0.01) init
+        self.value_head = ValueHead(w_init=init.orthogonal(1.0))
+
+    def __call__(self, obs):
+        obs = tf.nest.map_structure(lambda x: tf.cast(x, tf.float32), obs)
+        pi_features = self.pi_torso(obs)
+        vf_features = pi_features if self.shared else self.vf_torso(obs)
+        return self.policy_head(pi_features), self.value_head(vf_features)
+
+    def value(self, obs) -> tf.Tensor:
+        obs = tf.nest.map_structure(lambda x: tf.cast(x, tf.float32), obs)
+        return self.value_head(self.vf_torso(obs))
+
+
+def _has_image(space: gym.Space) -> bool:
+    if isinstance(space, gym.spaces.Dict):
+        return any(_has_image(s) for s in space.spaces.values())
+    return is_image_space(space)
+
+
+# ----- loss --------------------------------------------------------------------------------------
+def _mean(x: tf.Tensor, mask: Optional[tf.Tensor]) -> tf.Tensor:
+    return tf.reduce_mean(x) if mask is None else tf.reduce_sum(x * mask) / tf.reduce_sum(mask)
+
+
+def ppo_loss(dist, values: tf.Tensor, batch: Mapping[str, tf.Tensor], *, clip_range, clip_range_vf=None,
+             ent_coef: float = 0.0, vf_coef: float = 0.5, normalize_advantage: bool = True,
+             mask: Optional[tf.Tensor] = None) -> Tuple[tf.Tensor, Dict[str, tf.Tensor]]:
+    """The PPO loss L = L_clip + vf_coef * L_value - ent_coef * entropy, and its metrics.
+
+    Args:
+        dist: the current policy's distribution at `batch["obs"]` ([B] batch shape).
+        values: current V(s), [B].
+        batch: old `action`, `log_prob`, `value`, and `advantage`, `return` ([B] each).
+        clip_range: epsilon of the ratio clip; `clip_range_vf`: value clip (None: no clipping).
+        mask: optional [B] float weights of valid rows (1) and padding (0).
+
+    Returns:
+        `(loss, metrics)` with policy_loss, value_loss, entropy, approx_kl, clip_fraction, loss.
+    """
+    log_prob = dist.log_prob(batch["action"])
+    advantage = batch["advantage"]
+    if normalize_advantage:
+        mean = _mean(advantage, mask)
+        n = tf.cast(tf.size(advantage), tf.float32) if mask is None else tf.reduce_sum(mask)
+        sq = tf.square(advantage - mean) if mask is None else tf.square(advantage - mean) * mask
+        std = tf.sqrt(tf.reduce_sum(sq) / tf.maximum(n - 1.0, 1.0))  # unbiased, as torch.std in SB3
+        advantage = (advantage - mean) / (std + 1e-8)
+    log_ratio = log_prob - batch["log_prob"]
+    ratio = tf.exp(log_ratio)
+    surrogate = tf.minimum(advantage * ratio, advantage * tf.clip_by_value(ratio, 1.0 - clip_range, 1.0 + clip_range))
+    policy_loss = -_mean(surrogate, mask)
+    if clip_range_vf is not None:
+        values = batch["value"] + tf.clip_by_value(values - batch["value"], -clip_range_vf, clip_range_vf)
+    value_loss = _mean(tf.square(batch["return"] - values), mask)
+    entropy = _mean(dist.entropy(), mask)
+    loss = policy_loss + vf_coef * value_loss - ent_coef * entropy
+    log_ratio, ratio = tf.stop_gradient(log_ratio), tf.stop_gradient(ratio)
+    metrics = {
+        "policy_loss": policy_loss,
+        "value_loss": value_loss,
+        "entropy": entropy,
+        "approx_kl": _mean((ratio - 1.0) - log_ratio, mask),  # the low-variance estimator k3
+        "clip_fraction": _mean(tf.cast(tf.abs(ratio - 1.0) > clip_range, tf.float32), mask),
+        "loss": loss,
+    }
+    return loss, metrics
+
+
+METRICS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction", "loss", "grad_norm")
+
+
+# ----- agent -------------------------------------------------------------------------------------
+class PPO(BaseAgent):
+    """PPO agent: `PPO(env, seed=..., **hyperparameters)` (see `PPOConfig`).
+
+    Attributes:
+        model: the `ActorCritic` networks; `optimizer`: its `Adam`.
+        episode_tracker: returns/lengths of recent training episodes.
+        n_updates: gradient steps taken so far.
+    """
+
+    Config = PPOConfig
+
+    # ----- construction ------------------------------------------------------------------------
+    def _check_spaces(self, observation_space: gym.Space, action_space: gym.Space) -> None:
+        if not isinstance(action_space, (gym.spaces.Discrete, gym.spaces.MultiDiscrete, gym.spaces.Box)):
+            raise TypeError(f"PPO supports Discrete, MultiDiscrete and Box action spaces, got {action_space}. "
+                            f"Wrap the env to map your actions to one of those.")
+        if isinstance(action_space, gym.spaces.Box) and not np.issubdtype(action_space.dtype, np.floating):
+            raise TypeError(f"PPO needs a float Box action space for its Gaussian policy, got dtype {action_space.dtype}")
+        if isinstance(action_space, gym.spaces.MultiDiscrete) and action_space.nvec.ndim != 1:
+            raise TypeError(f"PPO supports 1-D MultiDiscrete action spaces, got nvec of shape {action_space.nvec.shape}")
+        if self.config.normalize_obs and not _normalizable(observation_space):
+            raise TypeError(f"normalize_obs=True needs float Box observations (or a Dict with some), got "
+                            f"{observation_space}; images and discrete observations are not normalized")
+
+    def _build(self) -> None:
+        c = self.config
+        self._lr = make_schedule(c.learning_rate, "learning_rate")
+        self._clip = make_schedule(c.clip_range, "clip_range")
+        self._clip_vf = None if c.clip_range_vf is None else make_schedule(c.clip_range_vf, "clip_range_vf")
+        self.model = ActorCritic(self.observation_space, self.action_space, c)
+        dummy = to_tf_obs(self.observation_space, _batch_of(self.observation_space, 1))
+        self.model(dummy)  # create the variables eagerly
+        self.optimizer = Adam(self._lr(0.0), max_grad_norm=c.max_grad_norm)
+        self.optimizer.build(self.model.trainable_variables)
+        self.buffer = RolloutBuffer(c.n_steps, self.n_envs, self._stored_obs_space(), self.action_space,
+                                    gamma=c.gamma, gae_lambda=c.gae_lambda)
+        self.episode_tracker = EpisodeTracker(self.n_envs)
+        self.obs_normalizers = _make_obs_normalizers(self.observation_space, c.clip_obs) if c.normalize_obs else {}
+        self.reward_normalizer = RewardNormalizer(c.gamma, c.clip_reward) if c.normalize_reward else None
+        self.n_updates = 0
+        self._total_timesteps = 0
+        self._last_obs = None  # the current observations of the training envs, normalized
+        self._build_acting()
+        self._build_update()
+
+    def _stored_obs_space(self) -> gym.Space:
+        """The rollout buffer's observation space: normalized keys become float32 Boxes."""
+        space = self.observation_space
+        if not self.config.normalize_obs:
+            return space
+        clip = self.config.clip_obs
+        if isinstance(space, gym.spaces.Dict):
+            return gym.spaces.Dict({k: gym.spaces.Box(-clip, clip, s.shape, np.float32) if _normalizable(s) else s
+                                    for k, s in space.spaces.items()})
+        return gym.spaces.Box(-clip, clip, space.shape, np.float32)
+
+    # ----- acting: numpy forward pass while weights are frozen, else one tf.function call --------
+    def _build_acting(self) -> None:
+        m = self.model
+        try:
+            self._np_pi = NumpyModule(m.pi_torso, m.policy_head)
+            self._np_vf = NumpyModule(m.vf_torso, m.value_head)
+        except NumpyUnsupported:
+            self._np_pi = self._np_vf = None
+        # The variables the numpy copies read, in order; the update returns their new values.
+        self._acting_variables = [] if self._np_pi is None else self._np_pi.variables + self._np_vf.variables
+        sig = obs_signature(self.observation_space)
+
+        @tf.function(autograph=False, input_signature=[sig, tf.TensorSpec([2], tf.int32)])
+        def tf_policy_step(obs, seed):
+            dist, value = self.model(obs)
+            action = dist.sample(seed=seed)
+            return action, dist.log_prob(action), value
+
+        @tf.function(autograph=False, input_signature=[sig])
+        def tf_mode(obs):
+            dist, _ = self.model(obs)
+            return dist.mode()
+
+        @tf.function(autograph=False, input_signature=[sig])
+        def tf_value(obs):
+            return self.model.value(obs)
+
+        self._tf_policy_step, self._tf_mode, self._tf_value = tf_policy_step, tf_mode, tf_value
+        self._sync_acting()
+
+    def _sync_acting(self, values: Optional[List[np.ndarray]] = None) -> None:
+        """Copy the current weights to the numpy policy (from `values` when the update returned them)."""
+        if self._np_pi is None:
+            return
+        if values is None:
+            values = [v.numpy() for v in self._acting_variables]
+        n = len(self._np_pi.variables)
+        self._np_pi.sync(values[:n])
+        self._np_vf.sync(values[n:])
+
+    def _policy_step(self, obs) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Sampled (unclipped) actions, their log-probs and V(obs) for a batch of (normalized) observations."""
+        if self._np_pi is not None:
+            action, log_prob = self._np_pi(obs).sample_and_log_prob(self.rng)
+            return action, log_prob, self._np_vf(obs)
+        seed = self.rng.integers(0, 2**31 - 1, size=2).astype(np.int32)
+        action, log_prob, value = self._tf_policy_step(to_tf_obs(self.observation_space, obs), seed)
+        return action.numpy(), log_prob.numpy(), value.numpy()
+
+    def _values(self, obs) -> np.ndarray:
+        if self._np_vf is not None:
+            return self._np_vf(obs)
+        return self._tf_value(to_tf_obs(self.observation_space, obs)).numpy()
+
+    def _act_batch(self, obs, deterministic: bool) -> np.ndarray:
+        obs = self._normalize_obs(obs)
+        if self._np_pi is not None:
+            dist = self._np_pi(obs)
+            action = dist.mode() if deterministic else dist.sample(self.rng)
+        elif deterministic:
+            action = self._tf_mode(to_tf_obs(self.observation_space, obs)).numpy()
+        else:
+            action = self._policy_step(obs)[0]
+        return self._env_actions(action)
+
+    def _env_actions(self, action: np.ndarray) -> np.ndarray:
+        """What the env receives: Box actions clipped to the bounds (the unclipped sample is what is stored)."""
+        space = self.action_space
+        if isinstance(space, gym.spaces.Box):
+            return np.clip(action, space.low, space.high).astype(space.dtype)
+        return np.asarray(action).astype(space.dtype)
+
+    # ----- normalization -----------------------------------------------------------------------
+    def _normalize_obs(self, obs, update: bool = False):
+        if not self.obs_normalizers:
+            return obs
+        if not isinstance(obs, Mapping):
+            norm = self.obs_normalizers[None]
+            if update:
+                norm.update(obs)
+            return norm.normalize(obs)
+        out = dict(obs)
+        for key, norm in self.obs_normalizers.items():
+            if update:
+                norm.update(obs[key])
+            out[key] = norm.normalize(obs[key])
+        return out
+
+    # ----- the fused update ---------------------------------------------------------------------
+    def _build_update(self) -> None:
+        """Compile one minibatch step, and the whole update (all epochs x minibatches) as ONE call."""
+        c = self.config
+        model, opt = self.model, self.optimizer
+        variables = list(model.trainable_variables)
+        n = c.n_steps * self.n_envs
+        self._n_minibatches = math.ceil(n / c.batch_size)  # per epoch; the last one may be partial
+        padded = self._n_minibatches * c.batch_size
+        batch_size, n_epochs, n_mb = c.batch_size, c.n_epochs, self._n_minibatches
+        # Rows past the end of an epoch's permutation are padding, masked out of every mean.
+        mask_np = (np.arange(padded) < n).astype(np.float32)
+        loss_kwargs = dict(ent_coef=float(c.ent_coef), vf_coef=float(c.vf_coef),
+                           normalize_advantage=bool(c.normalize_advantage) and batch_size > 1)
+        use_vf_clip, target_kl = c.clip_range_vf is not None, c.target_kl
+        acting = self._acting_variables
+
+        def minibatch_step(data, idx, mask, clip, clip_vf):
+            mb = tf.nest.map_structure(lambda x: tf.gather(x, idx), data)
+            with tf.GradientTape() as tape:
+                dist, value = model(mb["obs"])
+                loss, metrics = ppo_loss(dist, value, mb, clip_range=clip, clip_range_vf=clip_vf if use_vf_clip else None,
+                                         mask=mask, **loss_kwargs)
+            grads = tape.gradient(loss, variables)
+            if target_kl is None:
+                metrics["grad_norm"] = opt.apply(grads, variables)
+                return metrics, tf.constant(True)
+            # SB3: a minibatch whose KL is already too large is not applied, and the update stops.
+            ok = metrics["approx_kl"] <= 1.5 * target_kl
+            metrics["grad_norm"] = tf.cond(ok, lambda: opt.apply(grads, variables), lambda: tf.linalg.global_norm(grads))
+            return metrics, ok
+
+        data_sig = {"obs": obs_signature(self.observation_space, (n,)),
+                    "action": tf.TensorSpec((n,) + self._action_shape(), self._action_dtype()),
+                    **{k: tf.TensorSpec((n,), tf.float32) for k in ("log_prob", "value", "advantage", "return")}}
+        scalar = tf.TensorSpec([], tf.float32)
+
+        @tf.function(jit_compile=c.jit_compile, autograph=False,
+                     input_signature=[data_sig, tf.TensorSpec([n_epochs * padded], tf.int32), scalar, scalar])
+        def fused_update(data, perms, clip, clip_vf):
+            """perms: n_epochs padded permutations of the rollout rows, concatenated."""
+            full_mask = tf.constant(mask_np)
+
+            def body(j, keep, count, sums):
+                idx = tf.slice(perms, [j * batch_size], [batch_size])
+                mask = None if n == padded else tf.slice(full_mask, [(j % n_mb) * batch_size], [batch_size])
+                metrics, ok = minibatch_step(data, idx, mask, clip, clip_vf)
+                sums = tuple(s + tf.cast(ok, tf.float32) * metrics[k] for s, k in zip(sums, METRICS))
+                return j + 1, ok, count + tf.cast(ok, tf.float32), sums
+
+            zeros = tuple(tf.zeros([]) for _ in METRICS)
+            _, _, count, sums = tf.while_loop(lambda j, keep, count, sums: tf.logical_and(j < n_epochs * n_mb, keep),
+                                              body, (tf.constant(0), tf.constant(True), tf.zeros([]), zeros))
+            means = tf.stack([s / tf.maximum(count, 1.0) for s in sums] + [count])
+            return means, [tf.identity(v) for v in acting]
+
+        @tf.function(autograph=False, input_signature=[data_sig, tf.TensorSpec([batch_size], tf.int32),
+                                      tf.TensorSpec([batch_size], tf.float32), scalar, scalar])
+        def train_step(data, idx, mask, clip, clip_vf):
+            """One minibatch step (the unfused reference: the fused update is a loop of exactly this)."""
+            metrics, _ = minibatch_step(data, idx, None if n == padded else mask, clip, clip_vf)
+            return metrics
+
+        self._fused_update, self._train_step, self._mask = fused_update, train_step, mask_np
+
+    def _action_shape(self) -> Tuple[int, ...]:
+        return tuple(self.action_space.shape)
+
+    def _action_dtype(self) -> tf.DType:
+        return tf.float32 if isinstance(self.action_space, gym.spaces.Box) else tf.int64
+
+    def _permutations(self) -> np.ndarray:
+        """n_epochs shuffles of the rollout rows, each padded to whole minibatches (drawn from self.rng)."""
+        n = self.config.n_steps * self.n_envs
+        padded = self._n_minibatches * self.config.batch_size
+        perms = np.zeros((self.config.n_epochs, padded), np.int32)
+        for e in range(self.config.n_epochs):
+            perms[e, :n] = self.rng.permutation(n)
+        return perms.reshape(-1)
+
+    def _update_data(self) -> Dict[str, Any]:
+        d = self.buffer.get()
+        return {"obs": to_tf_obs(self.observation_space, d["obs"]),
+                "action": d["action"].astype(self._action_dtype().as_numpy_dtype),
+                "log_prob": d["log_prob"], "value": d["value"], "advantage": d["advantage"], "return": d["return"]}
+
+    def _update(self) -> Dict[str, float]:
+        """Set schedules from progress, run the fused update, refresh the numpy policy; return metrics."""
+        progress = self.progress
+        lr, clip = float(self._lr(progress)), float(self._clip(progress))
+        clip_vf = float(self._clip_vf(progress)) if self._clip_vf is not None else 0.0
+        self.optimizer.learning_rate.assign(lr)
+        data = self._update_data()
+        means, weights = self._fused_update(data, self._permutations(), clip, clip_vf)
+        self._sync_acting([w.numpy() for w in weights])
+        means = means.numpy()
+        steps = int(means[-1])
+        self.n_updates += steps
+        metrics = {k: float(v) for k, v in zip(METRICS, means[:-1])}
+        values, returns = data["value"], data["return"]
+        var = float(np.var(returns))
+        metrics.update(explained_variance=float("nan") if var == 0 else 1.0 - float(np.var(returns - values)) / var,
+                       learning_rate=lr, clip_range=clip, gradient_steps=float(steps), n_updates=float(self.n_updates))
+        if isinstance(self.model.policy_head, GaussianHead) and not self.model.policy_head.state_dependent_std:
+            metrics["std"] = float(np.exp(self.model.policy_head.log_std.numpy()).mean())
+        return metrics
+
+    # ----- the training loop --------------------------------------------------------------------
+    @property
+    def progress(self) -> float:
+        """Progress in [0, 1] of the current `learn` call (SB3 convention: num_timesteps / total at its end)."""
+        return min(self.num_timesteps / max(self._total_timesteps, 1), 1.0)
+
+    def _collect_rollout(self) -> List[float]:
+        """Fill the rollout buffer with n_steps vector steps; return returns of episodes that ended."""
+        env, buf, tracker, rnorm = self.env, self.buffer, self.episode_tracker, self.reward_normalizer
+        buf.reset()
+        ended: List[float] = []
+        if self._last_obs is None:  # a fresh env: its first observations enter the statistics once
+            self._last_obs = self._normalize_obs(self._obs, update=True)
+        obs = self._last_obs
+        for _ in range(self.config.n_steps):
+            action, log_prob, value = self._policy_step(obs)
+            next_obs, reward, terminated, truncated, info = env.step(self._env_actions(action))
+            done = terminated | truncated
+            ended += tracker.update(reward, done)
+            if rnorm is not None:
+                rnorm.update(reward, done)
+                reward = rnorm.normalize(reward)
+            final_value = None
+            bootstrap = truncated & ~terminated
+            if bootstrap.any():  # V(true final obs), not V(first obs of the next episode)
+                final_obs = self._normalize_obs(true_next_obs(next_obs, info, bootstrap))
+                final_value = np.where(bootstrap, self._values(final_obs), 0.0)
+            buf.add(obs, action, reward, terminated, truncated, value, log_prob, final_value)
+            self._obs = next_obs
+            obs = self._normalize_obs(next_obs, update=True)
+            self.num_timesteps += self.n_envs
+        self._last_obs = obs  # normalized with the statistics of its time, as stored
+        buf.compute_returns_and_advantages(self._values(obs))
+        return ended
+
+    def learn(self, total_steps: int, callback: Optional[Callable[..., Any]] = None) -> "PPO":
+        """Train for `total_steps` more env steps (counted over all envs, rounded up to whole rollouts).
+
+        `callback(agent, info)` is called after every update with `info` holding `num_timesteps`,
+        `metrics` (every loss term, `steps_per_second`, ...), `episode_returns` (returns of
+        episodes finished since the previous call), `progress` and `n_updates`; returning False
+        stops training.
+        """
+        if isinstance(total_steps, bool) or not isinstance(total_steps, (int, np.integer)) or total_steps < 0:
+            raise ValueError(f"total_steps must be a non-negative integer, got {total_steps!r}")
+        if self.env is None:
+            self._ensure_train_env()
+            self._last_obs = None
+        start = self.num_timesteps
+        self._total_timesteps = start + int(total_steps)
+        t0 = time.perf_counter()
+        while self.num_timesteps < self._total_timesteps:
+            ended = self._collect_rollout()
+            metrics = self._update()
+            metrics["steps_per_second"] = (self.num_timesteps - start) / max(time.perf_counter() - t0, 1e-9)
+            if callback is not None:
+                info = {"num_timesteps": self.num_timesteps, "metrics": metrics, "episode_returns": ended,
+                        "progress": self.progress, "n_updates": self.n_updates}
+                if callback(self, info) is False:
+                    break
+        return self
+
+    # ----- persistence --------------------------------------------------------------------------
+    def _trackables(self) -> Dict[str, Any]:
+        return {"model": self.model, "optimizer": self.optimizer}
+
+    def _numpy_state(self) -> Dict[str, np.ndarray]:
+        state = {"ppo_counters": np.array([self.n_updates, self._total_timesteps], np.int64)}
+        for key, norm in self.obs_normalizers.items():
+            for k, v in norm.get_state().items():
+                state[f"obs_norm/{'' if key is None else key}/{k}"] = v
+        if self.reward_normalizer is not None:
+            for k, v in self.reward_normalizer.get_state().items():
+                state[f"reward_norm/{k}"] = v
+        return state
+
+    def _set_numpy_state(self, state: Mapping[str, np.ndarray]) -> None:
+        if "ppo_counters" in state:
+            self.n_updates, self._total_timesteps = (int(x) for x in state["ppo_counters"])
+        for key, norm in self.obs_normalizers.items():
+            prefix = f"obs_norm/{'' if key is None else key}/"
+            sub = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+            if not sub:
+                raise ValueError("the saved agent has no observation statistics, but normalize_obs=True")
+            norm.set_state(sub)
+        if self.reward_normalizer is not None:
+            sub = {k[len("reward_norm/"):]: v for k, v in state.items() if k.startswith("reward_norm/")}
+            if sub:
+                self.reward_normalizer.set_state(sub)
+
+    def restore_state(self, path: str, meta: Optional[Dict[str, Any]] = None) -> None:
+        super().restore_state(path, meta)
+        self._sync_acting()  # the numpy policy must act with the restored weights
+
+
+def _normalizable(space: gym.Space) -> bool:
+    if isinstance(space, gym.spaces.Dict):
+        return any(_normalizable(s) for s in space.spaces.values())
+    return isinstance(space, gym.spaces.Box) and np.issubdtype(space.dtype, np.floating)
+
+
+def _make_obs_normalizers(space: gym.Space, clip: float) -> Dict[Optional[str], ObservationNormalizer]:
+    """One normalizer for a Box space (key None), or one per float Box key of a Dict space."""
+    if isinstance(space, gym.spaces.Dict):
+        return {k: ObservationNormalizer(s.shape, clip) for k, s in space.spaces.items() if _normalizable(s)}
+    return {None: ObservationNormalizer(space.shape, clip)}
+
+
+def _batch_of(space: gym.Space, n: int):
+    """A batch of `n` zero observations of `space` (to build the networks)."""
+    if isinstance(space, gym.spaces.Dict):
+        return {k: _batch_of(s, n) for k, s in space.spaces.items()}
+    return np.zeros((n,) + tuple(space.shape), space.dtype)
