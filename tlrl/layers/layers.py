@@ -2,17 +2,21 @@
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Callable, Optional, Sequence, Union
 
+import numpy as np
 import tensorflow as tf
 
 from tlrl.layers import activations as _act
 from tlrl.layers import initializers as _init
 from tlrl.layers.base import Layer
+from tlrl.layers.keras_interop import as_module as _wrap_keras  # Keras 3 variables are invisible to tf.Module
 
 
 def _positive_int(value, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int,)) or value <= 0:
+    """`value` as a Python int if it is a positive integer (numpy integers included), else ValueError."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value <= 0:
         raise ValueError(f"{what} must be a positive integer, got {value!r}")
     return int(value)
 
@@ -48,6 +52,8 @@ class Dense(Layer):
             self.build([None, _positive_int(input_size, "Dense input_size")])
 
     def _build(self, input_shape):
+        if input_shape.rank is None or input_shape.rank < 2:
+            raise ValueError(f"Dense '{self.name}' expects inputs of shape [batch, ..., features], got {input_shape}")
         in_size = input_shape[-1]
         if in_size is None:
             raise ValueError(f"Dense '{self.name}' needs a known last input dimension, got shape {input_shape}")
@@ -63,7 +69,7 @@ class Dense(Layer):
             )
         y = tf.matmul(x, self.w)
         if self.use_bias:
-            y = y + self.b
+            y = tf.nn.bias_add(y, self.b)
         return y if self.activation is None else self.activation(y)
 
 
@@ -78,13 +84,15 @@ class Conv2D(Layer):
     def __init__(self, filters: int, kernel_size: Union[int, Sequence[int]], strides: Union[int, Sequence[int]] = 1,
                  padding: str = "VALID", activation=None, *, use_bias: bool = True, w_init=None, b_init=None,
                  name: Optional[str] = None):
-        super().__init__(name=name)
+        super().__init__(name=name or "conv2d")
         self.filters = _positive_int(filters, "Conv2D filters")
-        ks = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
+        ks = (kernel_size, kernel_size) if isinstance(kernel_size, numbers.Integral) else tuple(kernel_size)
+        if len(ks) != 2 or (not isinstance(strides, numbers.Integral) and len(tuple(strides)) != 2):
+            raise ValueError(f"Conv2D kernel_size and strides must be an int or a pair, got {kernel_size!r}, {strides!r}")
         self.kernel_size = tuple(_positive_int(k, "Conv2D kernel_size") for k in ks)
-        st = (strides, strides) if isinstance(strides, int) else tuple(strides)
+        st = (strides, strides) if isinstance(strides, numbers.Integral) else tuple(strides)
         self.strides = tuple(_positive_int(s, "Conv2D strides") for s in st)
-        if padding.upper() not in ("VALID", "SAME"):
+        if not isinstance(padding, str) or padding.upper() not in ("VALID", "SAME"):
             raise ValueError(f"Conv2D padding must be 'VALID' or 'SAME', got {padding!r}")
         self.padding = padding.upper()
         self.activation = _act.get(activation)
@@ -102,9 +110,12 @@ class Conv2D(Layer):
             self.b = tf.Variable(self.b_init([self.filters], tf.float32), name="b")
 
     def _forward(self, x):
+        if x.shape.rank not in (None, 4) or (x.shape.rank == 4 and x.shape[-1] not in (None, self.in_channels)):
+            raise ValueError(f"Conv2D '{self.name}' was built for NHWC inputs with {self.in_channels} channels, "
+                             f"got shape {x.shape}")
         y = tf.nn.conv2d(x, self.w, strides=self.strides, padding=self.padding)
         if self.use_bias:
-            y = y + self.b
+            y = tf.nn.bias_add(y, self.b)
         return y if self.activation is None else self.activation(y)
 
 
@@ -134,12 +145,15 @@ class LayerNorm(Layer):
         size = input_shape[-1]
         if size is None:
             raise ValueError(f"LayerNorm '{self.name}' needs a known last dimension, got {input_shape}")
+        self.size = int(size)
         if self.scale:
             self.gamma = tf.Variable(tf.ones([size]), name="gamma")
         if self.center:
             self.beta = tf.Variable(tf.zeros([size]), name="beta")
 
     def _forward(self, x):
+        if x.shape.rank is not None and x.shape[-1] is not None and x.shape[-1] != self.size:
+            raise ValueError(f"LayerNorm '{self.name}' was built for last dimension {self.size}, got shape {x.shape}")
         mean, var = tf.nn.moments(x, axes=[-1], keepdims=True)
         y = (x - mean) * tf.math.rsqrt(var + self.eps)
         if self.scale:
@@ -168,6 +182,9 @@ class Lambda(Layer):
 class Sequential(Layer):
     """Apply layers (any callables, tlrl modules or Keras layers) in order.
 
+    Keras 3 layers are wrapped (`tlrl.layers.KerasModule`) so that their weights appear in
+    `trainable_variables` and in checkpoints like any tlrl layer's.
+
     >>> import tensorflow as tf
     >>> net = Sequential([Dense(64, "tanh"), Dense(64, "tanh"), Dense(2)])
     >>> net(tf.zeros([5, 4])).shape
@@ -182,7 +199,10 @@ class Sequential(Layer):
         for i, layer in enumerate(layers):
             if not callable(layer):
                 raise TypeError(f"Sequential item {i} is a {type(layer).__name__}, not a callable layer")
-        self.layers = layers
+        self.layers = [_wrap_keras(layer) for layer in layers]
+
+    def _has_weights(self) -> bool:
+        return any(not isinstance(layer, Layer) or layer._has_weights() for layer in self.layers)
 
     def build(self, input_shape) -> None:
         if not self._built:

@@ -30,6 +30,7 @@ class CategoricalHead(tf.Module):
         self.n = int(n)
         self.logits = Dense(self.n, w_init=w_init or init.orthogonal(0.01), name="logits")
 
+    @tf.Module.with_name_scope
     def __call__(self, features) -> tfd.Distribution:
         return tfd.Categorical(logits=self.logits(features))
 
@@ -55,6 +56,7 @@ class MultiCategoricalHead(tf.Module):
             offset += n
         self._mask = tf.constant(mask)
 
+    @tf.Module.with_name_scope
     def __call__(self, features) -> tfd.Distribution:
         flat = self.logits(features)  # [B, sum(nvec)]
         logits = tf.gather(flat, self._gather, axis=-1) + self._mask  # [B, D, max_n]
@@ -77,8 +79,10 @@ class GaussianHead(tf.Module):
             self.log_std_layer = Dense(self.dim, w_init=init.orthogonal(0.01), b_init=init.constant(log_std_init),
                                        name="log_std")
         else:
-            self.log_std = tf.Variable(tf.fill([self.dim], float(log_std_init)), name="log_std")
+            with self.name_scope:
+                self.log_std = tf.Variable(tf.fill([self.dim], float(log_std_init)), name="log_std")
 
+    @tf.Module.with_name_scope
     def __call__(self, features) -> tfd.Distribution:
         loc = self.mean(features)
         if self.state_dependent_std:
@@ -89,7 +93,12 @@ class GaussianHead(tf.Module):
 
 
 class DeterministicHead(tf.Module):
-    """Deterministic action `low + (tanh(x) + 1) / 2 * (high - low)` (DDPG style); returns a tensor."""
+    """Deterministic action in the Box bounds (DDPG style); returns a tensor `[batch, prod(shape)]`.
+
+    With `t = tanh(x)`, the action is `low * (1 - t) / 2 + high * (1 + t) / 2`: `t = -1` gives `low`
+    and `t = 1` gives `high` exactly (the form `low + (t + 1) / 2 * (high - low)` can miss `high` by
+    a rounding error), and a final clip keeps rounding from ever leaving the bounds.
+    """
 
     def __init__(self, space: gym.spaces.Box, *, w_init=None, name: Optional[str] = None):
         super().__init__(name=name or "deterministic_head")
@@ -98,8 +107,11 @@ class DeterministicHead(tf.Module):
         self.high = tf.constant(space.high.reshape(-1), tf.float32)
         self.layer = Dense(int(np.prod(space.shape)), "tanh", w_init=w_init, name="action")
 
+    @tf.Module.with_name_scope
     def __call__(self, features) -> tf.Tensor:
-        return self.low + (self.layer(features) + 1.0) * 0.5 * (self.high - self.low)
+        t = self.layer(features)
+        action = self.low * (0.5 - 0.5 * t) + self.high * (0.5 + 0.5 * t)
+        return tf.clip_by_value(action, self.low, self.high)
 
 
 class ValueHead(tf.Module):
@@ -109,6 +121,7 @@ class ValueHead(tf.Module):
         super().__init__(name=name or "value_head")
         self.layer = Dense(1, w_init=w_init or init.orthogonal(1.0), name="value")
 
+    @tf.Module.with_name_scope
     def __call__(self, features) -> tf.Tensor:
         return tf.squeeze(self.layer(features), -1)
 
@@ -123,6 +136,7 @@ class QHead(tf.Module):
         if dueling:
             self.value = Dense(1, w_init=w_init, name="value")
 
+    @tf.Module.with_name_scope
     def __call__(self, features) -> tf.Tensor:
         a = self.advantage(features)
         if not self.dueling:
@@ -145,9 +159,10 @@ class ContinuousQ(tf.Module):
         self.net = mlp(hidden, activation, w_init=init.glorot_uniform(), name="q_mlp")
         self.out = Dense(1, name="q")
 
+    @tf.Module.with_name_scope
     def __call__(self, obs, action) -> tf.Tensor:
         features = self.torso(obs) if self.torso is not None else tf.reshape(obs, [tf.shape(obs)[0], -1])
-        x = tf.concat([features, tf.cast(action, tf.float32)], axis=-1)
+        x = tf.concat([tf.cast(features, tf.float32), tf.cast(action, tf.float32)], axis=-1)
         return tf.squeeze(self.out(self.net(x)), -1)
 
 

@@ -8,6 +8,7 @@ tlrl module, `tf.Module` or Keras model (wrapped by `as_module`).
 from __future__ import annotations
 
 import math
+import re
 from typing import Callable, Dict, Mapping, Optional, Sequence, Union
 
 import gymnasium as gym
@@ -16,6 +17,7 @@ import tensorflow as tf
 
 from tlrl.layers import Conv2D, Dense, Flatten, Lambda, Sequential
 from tlrl.layers import initializers as init
+from tlrl.layers.keras_interop import KerasModule, _as_tf_variable, _is_keras, as_module  # noqa: F401 (re-exported)
 
 
 def mlp(hidden: Sequence[int] = (64, 64), activation="tanh", *, w_init=None, layer_norm: bool = False,
@@ -85,8 +87,27 @@ class OneHot(tf.Module):
         return tf.one_hot(tf.cast(tf.reshape(x, [-1]), tf.int32), self.n)
 
 
+class _Shift:
+    """`x + offset` (a plain callable, so `tlrl.numpy_policy` falls back to TF rather than ignore it)."""
+
+    def __init__(self, offset: int):
+        self.offset = offset
+
+    def __call__(self, x):
+        return x + tf.cast(self.offset, x.dtype)
+
+
 class DictTorso(tf.Module):
-    """One torso per key of a Dict observation; features concatenated in sorted key order."""
+    """One torso per key of a Dict observation; features concatenated in sorted key order.
+
+    Each key's torso is built under a name scope of its key, so variable names stay distinct
+    and readable (e.g. `dict_torso/position/mlp/dense_0/w:0`).
+
+    >>> import tensorflow as tf
+    >>> torso = DictTorso({"b": mlp([3]), "a": mlp([2])})
+    >>> torso({"a": tf.zeros([4, 5]), "b": tf.zeros([4, 6])}).shape
+    TensorShape([4, 5])
+    """
 
     def __init__(self, torsos: Mapping[str, Callable], name: Optional[str] = None):
         super().__init__(name=name or "dict_torso")
@@ -94,64 +115,24 @@ class DictTorso(tf.Module):
             raise ValueError("DictTorso needs at least one key")
         self.keys = sorted(torsos)
         self.torsos = {k: as_module(torsos[k]) for k in self.keys}
+        self._scopes = {k: _scope_name(k) for k in self.keys}
 
     def __call__(self, obs: Mapping[str, tf.Tensor]):
         missing = [k for k in self.keys if k not in obs]
         if missing:
             raise KeyError(f"DictTorso: observation lacks keys {missing}; it has {sorted(obs)}")
-        return tf.concat([self.torsos[k](obs[k]) for k in self.keys], axis=-1)
+        features = []
+        with tf.name_scope(self.name):
+            for k in self.keys:
+                with tf.name_scope(self._scopes[k]):
+                    features.append(self.torsos[k](obs[k]))
+        return tf.concat(features, axis=-1)
 
 
-class KerasModule(tf.Module):
-    """Adapt a Keras layer or model so that tlrl sees its weights as `trainable_variables`.
-
-    Keras 3 variables are not `tf.Variable`s; their underlying `tf.Variable`s are
-    collected after the first call, so optimizers, `tf.GradientTape` and
-    `tf.train.Checkpoint` see them like any tlrl module's.
-    """
-
-    def __init__(self, model, name: Optional[str] = None):
-        super().__init__(name=name or "keras_module")
-        self.model = model
-        self._tf_variables: list = []
-
-    def __call__(self, x):
-        y = self.model(x)
-        if not self._tf_variables:
-            self._collect()
-        return y
-
-    def _collect(self):
-        self._tf_variables = [_as_tf_variable(v) for v in self.model.weights]
-
-    @property
-    def trainable_variables(self):
-        return tuple(_as_tf_variable(v) for v in self.model.trainable_weights)
-
-
-def _as_tf_variable(v):
-    if isinstance(v, tf.Variable):
-        return v
-    inner = getattr(v, "value", None)
-    if isinstance(inner, tf.Variable):
-        return inner
-    inner = getattr(v, "_value", None)
-    if isinstance(inner, tf.Variable):
-        return inner
-    raise TypeError(f"Cannot find the tf.Variable behind {type(v).__name__}; use the TensorFlow backend of Keras")
-
-
-def _is_keras(obj) -> bool:
-    return any(c.__module__.startswith(("keras", "tf_keras")) for c in type(obj).__mro__)
-
-
-def as_module(torso):
-    """Return `torso` as something whose variables tf.Module tracking finds (wraps Keras objects)."""
-    if isinstance(torso, KerasModule) or not _is_keras(torso):
-        if not callable(torso):
-            raise TypeError(f"A torso must be callable (a tlrl module, tf.Module or Keras model), got {type(torso).__name__}")
-        return torso
-    return KerasModule(torso)
+def _scope_name(key) -> str:
+    """A valid TF name scope made from a Dict key."""
+    name = re.sub(r"[^A-Za-z0-9_.\-]", "_", str(key))
+    return name if re.match(r"[A-Za-z0-9.]", name) else "k" + name
 
 
 def make_torso(space: gym.Space, *, hidden: Sequence[int] = (64, 64), activation="tanh",
@@ -167,7 +148,10 @@ def make_torso(space: gym.Space, *, hidden: Sequence[int] = (64, 64), activation
     if isinstance(space, gym.spaces.Dict):
         return DictTorso({k: make_torso(s, hidden=hidden, activation=activation, cnn=cnn) for k, s in space.spaces.items()})
     if isinstance(space, gym.spaces.Discrete):
-        return Sequential([Lambda(OneHot(space.n)), mlp(hidden, activation)], name="discrete_torso")
+        layers = [Lambda(OneHot(int(space.n))), mlp(hidden, activation)]
+        if int(space.start) != 0:  # observations are start .. start + n - 1
+            layers.insert(0, Lambda(_Shift(-int(space.start)), name="shift"))
+        return Sequential(layers, name="discrete_torso")
     if isinstance(space, (gym.spaces.MultiBinary, gym.spaces.MultiDiscrete)):
         return mlp(hidden, activation)
     if isinstance(space, gym.spaces.Box):

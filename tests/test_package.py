@@ -1,0 +1,40 @@
+"""The editable install maps the import names onto the repository folders; docstring examples run."""
+import doctest
+import importlib
+import pkgutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("name, folder", [("tlrl", "tlrl"), ("tlrl.algorithms", "algorithms"),
+                                          ("tlrl.envs", "envs")])
+def test_import_names_resolve_to_the_repository_folders(name, folder):
+    module = importlib.import_module(name)
+    assert Path(module.__file__).resolve() == REPO / folder / "__init__.py"
+
+
+def test_layers_and_modules_packages_live_under_tlrl():
+    import tlrl.layers
+    import tlrl.modules
+
+    assert Path(tlrl.layers.__file__).resolve().parent == REPO / "tlrl" / "layers"
+    assert Path(tlrl.modules.__file__).resolve().parent == REPO / "tlrl" / "modules"
+
+
+def _submodules(package_name):
+    package = importlib.import_module(package_name)
+    names = [package_name] + [f"{package_name}.{m.name}" for m in pkgutil.iter_modules(package.__path__)]
+    return [importlib.import_module(n) for n in names]
+
+
+@pytest.mark.parametrize("package", ["tlrl.layers", "tlrl.modules"])
+def test_docstring_examples_run(package):
+    attempted = 0
+    for module in _submodules(package):
+        result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+        assert result.failed == 0, f"{result.failed} doctest failures in {module.__name__}"
+        attempted += result.attempted
+    assert attempted >= 5  # the examples exist and ran
