@@ -1,0 +1,271 @@
+"""Turn an environment spec into a Gymnasium env or vector env.
+
+A spec is one of:
+
+* a registered id, e.g. ``"tlrl/GridWorld-v0"`` or ``"CartPole-v1"`` (made with `gymnasium.make`);
+* ``"package.module:Class"``: the module is imported with `importlib` and ``Class(**kwargs)``
+  is instantiated. This is the only code tlrl imports on a user's behalf, and only the module
+  the user named. ``"package.module:Env-v0"`` also works when importing the module registers
+  that id with Gymnasium;
+* a `gymnasium.Env` instance (used as is; it cannot take ``kwargs`` or be copied into workers);
+* a factory callable: a class or function called as ``factory(**kwargs)`` (zero-argument
+  factories work when ``kwargs`` is empty);
+* a `gymnasium.envs.registration.EnvSpec`, or a mapping ``{"id": ..., "kwargs": {...}}`` as in
+  the ``env`` section of a YAML config.
+
+Vector envs use ``AutoresetMode.SAME_STEP`` explicitly: when a sub-env's episode ends, the
+vector env resets it inside the same `step` call, so the returned observation is already the
+first of the next episode and the true final observation is in ``info["final_obs"][i]`` (with
+``info["_final_obs"][i]`` True and the last step's info in ``info["final_info"]``). The reward,
+``terminated`` and ``truncated`` returned by that step belong to the episode that ended. So a
+transition ``(obs, action, reward, final_obs)`` never spans an episode boundary, and there is
+no dummy step after an episode end as with ``NEXT_STEP``.
+"""
+from __future__ import annotations
+
+import difflib
+import importlib
+import inspect
+import pickle
+from typing import Any, Callable, Dict, Mapping, Optional, Union
+
+import gymnasium as gym
+from gymnasium.envs.registration import EnvSpec
+from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, VectorEnv
+
+EnvSpecLike = Union[str, gym.Env, Callable[..., gym.Env], EnvSpec, Mapping[str, Any]]
+
+_SPEC_FORMS = (
+    "a registered id such as 'tlrl/GridWorld-v0', a 'package.module:Class' string, a gymnasium.Env "
+    "instance, a factory callable (a class or a function returning an env), or {'id': ..., 'kwargs': {...}}"
+)
+
+
+class EnvSpecError(ValueError):
+    """An environment spec that cannot be turned into an environment."""
+
+
+def _describe(spec: Any) -> str:
+    name = getattr(spec, "__qualname__", None) or type(spec).__name__
+    module = getattr(spec, "__module__", None)
+    return f"{module}.{name}" if module else name
+
+
+def _unknown_id_error(env_id: str) -> EnvSpecError:
+    ids = sorted(gym.registry.keys())
+    close = difflib.get_close_matches(env_id, ids, n=5, cutoff=0.5)
+    if not close:  # also match on the name alone, ignoring namespace and version
+        names = {i.split("/")[-1].split("-v")[0].lower(): i for i in ids}
+        hits = difflib.get_close_matches(env_id.split("/")[-1].split("-v")[0].lower(), list(names), n=5, cutoff=0.6)
+        close = [names[h] for h in hits]
+    msg = f"Unknown environment id {env_id!r}: it is not registered with Gymnasium."
+    if close:
+        msg += " Did you mean: " + ", ".join(repr(c) for c in close) + "?"
+    tlrl_ids = [i for i in ids if i.startswith("tlrl/")]
+    if tlrl_ids:
+        msg += " tlrl's own envs: " + ", ".join(tlrl_ids) + "."
+    msg += (
+        " For your own env class pass 'package.module:Class' (the module must be importable), or register the "
+        "id with gymnasium.register(...) in a module you import first."
+    )
+    return EnvSpecError(msg)
+
+
+def _import_target(spec: str) -> Any:
+    """Import ``module`` of ``"module:attr"`` and return the attribute, or the id string if
+    importing the module registered ``attr`` as a Gymnasium id."""
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise EnvSpecError(f"Env spec {spec!r} is not of the form 'package.module:Class'.")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise EnvSpecError(
+            f"Could not import module {module_name!r} of env spec {spec!r}: {exc}. Make sure the package is "
+            "installed (e.g. `pip install -e .` in your project) or that its folder is on PYTHONPATH; worker "
+            "processes need to import it too."
+        ) from exc
+    obj: Any = module
+    try:
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except AttributeError:
+        if attr in gym.registry:  # the module registered a Gymnasium id, e.g. "ale_py:ALE/Pong-v5"
+            return attr
+        candidates = [n for n in dir(module) if not n.startswith("_")]
+        close = difflib.get_close_matches(attr, candidates, n=5, cutoff=0.5)
+        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        raise EnvSpecError(f"Module {module_name!r} has no attribute {attr!r} (from env spec {spec!r}).{hint}") from None
+    if not callable(obj):
+        raise EnvSpecError(f"{spec!r} names a {type(obj).__name__}, not an env class or factory.")
+    return obj
+
+
+def _call_factory(factory: Callable[..., Any], kwargs: Dict[str, Any], render_mode: Optional[str], what: str) -> Any:
+    call_kwargs = dict(kwargs)
+    if render_mode is not None:
+        call_kwargs["render_mode"] = render_mode
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):  # builtins and some C callables have no signature
+        signature = None
+    if signature is not None:
+        try:
+            signature.bind(**call_kwargs)
+        except TypeError as exc:
+            extra = " (render_mode is passed only when you ask for one)" if render_mode is not None else ""
+            raise EnvSpecError(
+                f"Cannot call env factory {what} with keyword arguments {sorted(call_kwargs)}{extra}: {exc}. "
+                f"Its signature is {signature}; make the env kwargs match its parameters."
+            ) from None
+    return factory(**call_kwargs)
+
+
+def make_env(spec: EnvSpecLike, kwargs: Optional[Dict[str, Any]] = None, *,
+             render_mode: Optional[str] = None) -> gym.Env:
+    """Make one environment from a spec (see the module docstring for the accepted forms).
+
+    Args:
+        spec: registered id, ``"package.module:Class"``, env instance, factory, EnvSpec or
+            ``{"id": ..., "kwargs": ...}`` mapping.
+        kwargs: keyword arguments for the env constructor (merged over the registered ones for
+            an id). Not allowed with an instance.
+        render_mode: e.g. ``"rgb_array"``; passed to the constructor only when not None.
+
+    Returns:
+        The environment. Registered ids get Gymnasium's usual wrappers (time limit, order
+        enforcing, passive checker); classes and factories are returned as they build them.
+
+    Raises:
+        EnvSpecError: (a ValueError) for an unknown id, a module that cannot be imported, a
+            missing class, kwargs the factory does not take, or a spec of the wrong type.
+
+    Example:
+        >>> import tlrl.envs
+        >>> env = tlrl.envs.make_env("tlrl/GridWorld-v0", {"size": 4})
+        >>> env.observation_space.shape
+        (16,)
+    """
+    kwargs = dict(kwargs or {})
+    if isinstance(spec, Mapping):
+        unknown = set(spec) - {"id", "kwargs"}
+        if "id" not in spec or unknown:
+            raise EnvSpecError(f"An env mapping needs the key 'id' and optionally 'kwargs'; got keys {sorted(spec)}.")
+        return make_env(spec["id"], {**dict(spec.get("kwargs") or {}), **kwargs}, render_mode=render_mode)
+    if isinstance(spec, EnvSpec):
+        return gym.make(spec, **kwargs, **({"render_mode": render_mode} if render_mode is not None else {}))
+    if isinstance(spec, gym.Env):
+        if kwargs:
+            raise EnvSpecError(
+                f"Env kwargs {sorted(kwargs)} cannot be applied to an env instance ({_describe(type(spec))}) that is "
+                "already built; pass its class, 'package.module:Class' or a factory instead."
+            )
+        if render_mode is not None and getattr(spec, "render_mode", None) != render_mode:
+            raise EnvSpecError(
+                f"render_mode={render_mode!r} was asked for, but the env instance was built with render_mode="
+                f"{getattr(spec, 'render_mode', None)!r}; build it with render_mode={render_mode!r} or pass a factory."
+            )
+        return spec
+    if isinstance(spec, str):
+        if ":" in spec:
+            target = _import_target(spec)
+            if isinstance(target, str):
+                return make_env(target, kwargs, render_mode=render_mode)
+            return _call_factory(target, kwargs, render_mode, repr(spec))
+        if spec not in gym.registry:
+            raise _unknown_id_error(spec)
+        if render_mode is not None:
+            kwargs["render_mode"] = render_mode
+        return gym.make(spec, **kwargs)
+    if callable(spec):
+        return _call_factory(spec, kwargs, render_mode, _describe(spec))
+    raise EnvSpecError(f"Cannot make an environment from {spec!r} of type {type(spec).__name__}; pass {_SPEC_FORMS}.")
+
+
+class _EnvFactory:
+    """A picklable zero-argument env factory for (Sync|Async)VectorEnv.
+
+    Unpickling it in a spawned worker imports `tlrl.envs`, which registers tlrl's ids there.
+    """
+
+    def __init__(self, spec: Any, kwargs: Dict[str, Any], seed: Optional[int]):
+        self.spec, self.kwargs, self.seed = spec, kwargs, seed
+
+    def __call__(self) -> gym.Env:
+        env = make_env(self.spec, self.kwargs)
+        if self.seed is not None:
+            # Seed the env's RNG and its spaces; later `reset()` calls without a seed continue
+            # from here, so a whole run is reproducible.
+            env.reset(seed=self.seed)
+            env.action_space.seed(self.seed)
+            env.observation_space.seed(self.seed)
+        return env
+
+
+def make_vector_env(spec: EnvSpecLike, n_envs: int, *, seed: Optional[int] = None,
+                    kwargs: Optional[Dict[str, Any]] = None, asynchronous: bool = False) -> VectorEnv:
+    """Make ``n_envs`` copies of an environment as a Gymnasium vector env with SAME_STEP autoreset.
+
+    Args:
+        spec: as for `make_env`. An env instance works only with ``n_envs=1`` and
+            ``asynchronous=False``: it cannot be copied or sent to a worker process.
+        n_envs: number of sub-environments.
+        seed: if given, env ``i`` is seeded with ``seed + i`` when it is built (its RNG by a
+            ``reset(seed=seed + i)`` and its action/observation spaces), and the vector action
+            space with ``seed``. Calling ``reset(seed=s)`` later re-seeds env ``i`` with ``s + i``.
+        kwargs: keyword arguments for each env's constructor.
+        asynchronous: run each env in its own process (`AsyncVectorEnv`, ``spawn`` context); the
+            spec must then be picklable: an id, a ``"module:Class"`` string, or a class or
+            function defined at module level of an importable module.
+
+    Returns:
+        A `SyncVectorEnv` or `AsyncVectorEnv` with ``autoreset_mode=AutoresetMode.SAME_STEP``:
+        the final observation of an episode is in ``info["final_obs"]``.
+
+    Example:
+        >>> import tlrl.envs
+        >>> venv = tlrl.envs.make_vector_env("tlrl/Catch-v0", 4, seed=0)
+        >>> obs, info = venv.reset()
+        >>> obs.shape, venv.metadata["autoreset_mode"].name
+        ((4, 10, 10, 1), 'SAME_STEP')
+        >>> venv.close()
+    """
+    if isinstance(n_envs, bool) or not isinstance(n_envs, int) or n_envs < 1:
+        raise ValueError(f"n_envs must be a positive integer, got {n_envs!r}")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+        raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
+    kwargs = dict(kwargs or {})
+    if isinstance(spec, gym.Env):
+        if asynchronous:
+            raise EnvSpecError(
+                "asynchronous=True cannot use an env instance: each worker process must build its own env. "
+                "Pass a registered id, 'package.module:Class', or a module-level factory function instead."
+            )
+        if n_envs != 1:
+            raise EnvSpecError(
+                f"n_envs={n_envs} copies cannot be made from one env instance; pass a registered id, "
+                "'package.module:Class' or a factory callable instead."
+            )
+        if kwargs:
+            raise EnvSpecError(f"Env kwargs {sorted(kwargs)} cannot be applied to an env instance that is already built.")
+    elif not isinstance(spec, (str, EnvSpec, Mapping)) and not callable(spec):
+        raise EnvSpecError(f"Cannot make an environment from {spec!r} of type {type(spec).__name__}; pass {_SPEC_FORMS}.")
+
+    env_fns = [_EnvFactory(spec, kwargs, None if seed is None else seed + i) for i in range(n_envs)]
+    if asynchronous:
+        try:
+            pickle.dumps(env_fns[0])
+        except Exception as exc:  # noqa: BLE001 - pickling can fail in many ways
+            raise EnvSpecError(
+                f"asynchronous=True needs an env spec that can be sent to a worker process, but {_describe(spec)} "
+                f"cannot be pickled ({exc}). Use a registered id, a 'package.module:Class' string, or a class/"
+                "function defined at the top level of an importable module (not a lambda or a nested function), "
+                "and picklable kwargs."
+            ) from exc
+        venv: VectorEnv = AsyncVectorEnv(env_fns, context="spawn", autoreset_mode=AutoresetMode.SAME_STEP)
+    else:
+        venv = SyncVectorEnv(env_fns, autoreset_mode=AutoresetMode.SAME_STEP)
+    if seed is not None:
+        venv.action_space.seed(seed)
+        venv.observation_space.seed(seed)
+    return venv
