@@ -92,3 +92,25 @@ def test_sum_tree_update_rejects_bad_arguments(indices, priorities, message):
 def test_sum_tree_search_of_an_empty_tree_is_an_error():
     with pytest.raises(ValueError, match="total priority is 0"):
         SumTree(4).find_prefix_sum([0.0])
+
+
+@settings(max_examples=60, deadline=None)
+@given(capacity=st.integers(1, 70), runs=st.lists(st.tuples(st.integers(0, 69), st.integers(1, 9), st.integers(0, 50)), min_size=1, max_size=10))
+def test_sum_tree_update_range_gives_the_same_tree_as_update(capacity, runs):
+    a, b = SumTree(capacity), SumTree(capacity)
+    for start, length, p in runs:
+        start = start % capacity
+        length = min(length, capacity - start)
+        priorities = np.arange(length, dtype=np.float64) + p
+        a.update(np.arange(start, start + length), priorities)
+        b.update_range(start, priorities)
+        assert np.array_equal(a._sum, b._sum) and np.array_equal(a._min, b._min)
+
+
+@pytest.mark.parametrize(
+    "start, priorities, message",
+    [(3, [1.0, 1.0], r"do not fit in \[0, 4\)"), (-1, [1.0], "do not fit"), (0, [], "non-empty 1-D"), (0, [-2.0], "finite and >= 0")],
+)
+def test_sum_tree_update_range_rejects_bad_arguments(start, priorities, message):
+    with pytest.raises(ValueError, match=message):
+        SumTree(4).update_range(start, priorities)

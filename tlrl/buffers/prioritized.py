@@ -111,8 +111,7 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         """As `ReplayBuffer.add`; the new slots get the max priority seen so far."""
         row = self._pos
         super().add(obs, action, reward, next_obs, terminated, truncated)
-        slots = np.arange(row * self._n_envs, (row + 1) * self._n_envs)
-        self._tree.update(slots, np.full(self._n_envs, self._max_priority))
+        self._tree.update_range(row * self._n_envs, np.full(self._n_envs, self._max_priority))
 
     def sample(self, batch_size: int, beta: Optional[float] = None) -> Batch:
         """`batch_size` transitions drawn with P(i) proportional to priority, stratified over the total.
@@ -168,8 +167,8 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         leaves = _io.expect(arrays, "priorities", np.zeros(self.capacity), path)
         max_priority = _io.expect(arrays, "max_priority", np.array(1.0), path)
         stored = len(self)
-        if not (np.isfinite(leaves).all() and (leaves[:stored] > 0).all() and (leaves[stored:] == 0).all()):
-            raise ValueError(f"{path!r}: priorities must be finite, > 0 on the {stored} stored slots and 0 elsewhere")
+        if not (np.isfinite(leaves).all() and (leaves[:stored] >= 0).all() and (leaves[stored:] == 0).all()):
+            raise ValueError(f"{path!r}: priorities must be finite, >= 0 on the {stored} stored slots and 0 elsewhere")
         # Every tree node is the float sum (min) of its two children, so rebuilding from the
         # leaves reproduces the saved tree bit for bit.
         self._tree.update(np.arange(stored), leaves[:stored])

@@ -15,6 +15,9 @@ excluded from sampling and no segment looks past the newest step or into the ove
 oldest one across the ring wrap. Truncation stops a segment but still bootstraps from the
 true final observation (the caller stores it as `next_obs`); termination gives discount 0.
 
+Reading. `sample(batch_size)` draws slots uniformly with replacement (at most `len(buffer)`
+per batch); `gather(indices)` reads given slots the same way, without drawing.
+
 Files. `save(path)` writes one `.npz` (no pickle) holding the arrays, position, fullness,
 config, the spaces (Box bounds included) and the RNG state; `ReplayBuffer.load(path)`
 rebuilds the buffer exactly, spaces included (pass `observation_space` / `action_space` to

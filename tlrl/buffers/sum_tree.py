@@ -94,6 +94,39 @@ class SumTree:
             sum_[parent] = sum_.take(left) + sum_.take(right)
             min_[parent] = np.minimum(min_.take(left), min_.take(right))
 
+    def update_range(self, start: int, priorities: ArrayLike) -> None:
+        """Set the contiguous leaves `start, start + 1, ...` to `priorities`; same result as `update`.
+
+        Cheaper for a run of neighbours (a replay row of n_envs slots): each level's parents
+        form a contiguous run too, updated with slices, and once the run is a single node the
+        rest of the path is walked with scalars.
+        """
+        p = np.asarray(priorities, dtype=np.float64)
+        if p.ndim != 1 or p.size == 0:
+            raise ValueError(f"priorities must be a non-empty 1-D array, got shape {p.shape}")
+        if not isinstance(start, (int, np.integer)) or not 0 <= start <= self._capacity - p.size:
+            raise ValueError(f"leaves {start}..{start}+{p.size} do not fit in [0, {self._capacity})")
+        if not (np.isfinite(p).all() and p.min() >= 0):
+            raise ValueError("priorities must be finite and >= 0")
+        sum_, min_ = self._sum, self._min
+        lo = int(start) + self._size
+        hi = lo + p.size  # [lo, hi): the nodes of the current level
+        sum_[lo:hi] = p
+        min_[lo:hi] = p
+        node = 0  # set once a level's run is a single node
+        for _ in range(self._depth):
+            lo, hi = lo >> 1, ((hi - 1) >> 1) + 1
+            if hi - lo == 1:
+                node = lo
+                break
+            np.add(sum_[2 * lo : 2 * hi : 2], sum_[2 * lo + 1 : 2 * hi : 2], out=sum_[lo:hi])
+            np.minimum(min_[2 * lo : 2 * hi : 2], min_[2 * lo + 1 : 2 * hi : 2], out=min_[lo:hi])
+        while node >= 1:  # one node per level up to the root (the same float ops as above)
+            left = 2 * node
+            sum_[node] = sum_[left] + sum_[left + 1]
+            min_[node] = min(min_[left], min_[left + 1])
+            node >>= 1
+
     def find_prefix_sum(self, values: ArrayLike) -> np.ndarray:
         """For each value v in [0, total), the index i with sum(p[:i]) <= v < sum(p[:i+1]).
 
