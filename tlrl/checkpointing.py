@@ -16,6 +16,7 @@ without pickle and TF checkpoints; a corrupt, truncated or foreign checkpoint ra
 `CheckpointError` with a plain message.
 
 >>> import tempfile
+import zipfile
 >>> manager = CheckpointManager(tempfile.mkdtemp(), keep=2)
 >>> manager.latest() is None
 True
@@ -27,6 +28,7 @@ import os
 import re
 import shutil
 import tempfile
+import zipfile
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 AGENT_DIR = "agent"
@@ -160,8 +162,10 @@ class CheckpointManager:
             return agent_cls.load(agent_path, env=env, **overrides)
         except CheckpointError:
             raise
-        except (ValueError, OSError, KeyError, TypeError) as exc:
-            raise CheckpointError(f"checkpoint {path} cannot be restored: {exc}") from None
+        except (ValueError, OSError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
+            first = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+            raise CheckpointError(f"checkpoint {path} cannot be restored: it is corrupt or truncated "
+                                  f"({type(exc).__name__}: {first})") from None
 
     def describe(self) -> str:
         found = self.checkpoints()

@@ -215,12 +215,13 @@ def checkpoint_every(config: RunConfig) -> int:
     return int(every) if every else max(1, math.ceil(config.total_steps / 10))
 
 
-def run_training(run: PreparedRun, *, progress: Optional[bool] = None, out=sys.stderr) -> Dict[str, Any]:
+def run_training(run: PreparedRun, *, progress: Optional[bool] = None, out=None) -> Dict[str, Any]:
     """Train `run.agent` to `config.total_steps` with logs and checkpoints; evaluate; write `summary.json`.
 
     Returns the summary dict (with `"interrupted": True` and no evaluation if stopped by Ctrl-C).
     """
     config, run_dir, agent = run.config, run.run_dir, run.agent
+    out = out or sys.stderr
     os.makedirs(run_dir, exist_ok=True)
     dump_config(config, os.path.join(run_dir, CONFIG_FILE))
     manager = CheckpointManager(os.path.join(run_dir, CHECKPOINT_DIR), keep=config.checkpoint.keep)
@@ -269,8 +270,8 @@ def run_training(run: PreparedRun, *, progress: Optional[bool] = None, out=sys.s
                     raise RunError(f"{type(agent).__name__}.learn({total - before}) made no progress "
                                    f"(num_timesteps stayed {before})")
                 if agent.num_timesteps < total and not stop.requested:
+                    reset_train_env(agent)  # first: the cut (replay truncation mark) belongs in the checkpoint
                     manager.save(agent, run_state())
-                    reset_train_env(agent)
             interrupted = stop.requested and agent.num_timesteps < total
             if not interrupted:
                 logger.finish()
