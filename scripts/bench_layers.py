@@ -10,13 +10,16 @@ for three networks, each built three ways:
   form; its gradient needs a broadcast-reduction and Grappler cannot fuse it
   into the matmul/conv, so it is shown for reference);
 * **keras**: `keras.Sequential` (Keras 3, TensorFlow backend), called with
-  `training=True` inside the same kind of `tf.function` step.
+  `training=True` inside the same kind of `tf.function` step;
+* **raw copy**: a second, identical raw build, timed like the others: the A/A
+  control whose ratio to raw shows how much of a ratio is noise.
 
 All three use `keras.optimizers.Adam` (Keras 3) with the same settings; the
 step is `tf.GradientTape` -> mean squared error -> `apply_gradients`.
-The builds run round-robin (tlrl, raw, keras, tlrl, ...) after a warmup, so
-drift in machine load hits all of them alike; the table gives the median of
-the per-repetition ms/step and the ratios tlrl/raw and tlrl/keras.
+The builds run round-robin (each round runs every build once, in rotating
+order) after a warmup, so drift in machine load hits all of them alike; the
+table gives the median ms/step and the medians of the per-round ratios
+tlrl/raw and tlrl/keras.
 It also compares the op types in the traced step graphs of tlrl and raw: a
 zero-cost abstraction traces to the same ops.
 
@@ -62,7 +65,7 @@ def mlp_spec(hidden: int, out: int = 4):
 NATURE_SPEC = [("conv", 32, 8, 4, "relu"), ("conv", 64, 4, 2, "relu"), ("conv", 64, 3, 1, "relu"), ("flatten",),
                ("dense", 512, "relu"), ("dense", 6, None)]
 
-KINDS = ("tlrl", "raw", "raw +b", "keras")
+KINDS = ("tlrl", "raw", "raw +b", "keras", "raw copy")  # "raw copy": a second raw build, the A/A noise control
 
 NETWORKS = {  # name -> (spec, input shape without batch, batch size)
     "MLP 64-64": (mlp_spec(64), (8,), 256),
@@ -183,16 +186,21 @@ def time_steps(step, n):
     return (time.perf_counter() - t0) / n * 1e3
 
 
+def _paired_ratio(times, a, b):
+    """Median over rounds of time[a] / time[b] within the same round (cancels slow drifts in machine load)."""
+    return statistics.median(x / y for x, y in zip(times[a], times[b]))
+
+
 def bench_network(name, reps, scale, log=print):
     spec, input_shape, batch = NETWORKS[name]
     kinds = KINDS
     steps, graphs = {}, {}
     for kind in kinds:
-        steps[kind], graphs[kind] = make_step(kind, spec, input_shape, batch)
+        steps[kind], graphs[kind] = make_step(kind.replace(" copy", ""), spec, input_shape, batch)
     # calibrate: about `scale` seconds per timed block
     for kind in kinds:
         time_steps(steps[kind], 3)
-    per = time_steps(steps["raw"], 5)
+    per = min(time_steps(steps["raw"], 5) for _ in range(3))
     n = max(3, int(scale * 1e3 / per))
     for kind in kinds:  # warmup
         time_steps(steps[kind], n)
@@ -202,14 +210,19 @@ def bench_network(name, reps, scale, log=print):
         for kind in order:
             times[kind].append(time_steps(steps[kind], n))
     med = {k: statistics.median(v) for k, v in times.items()}
-    ops_t, ops_r = graphs["tlrl"](), graphs["raw"]()
+    ratios = {"tlrl/raw": _paired_ratio(times, "tlrl", "raw"), "tlrl/keras": _paired_ratio(times, "tlrl", "keras"),
+              "raw copy/raw": _paired_ratio(times, "raw copy", "raw")}
+    ops_t, ops_r, ops_k = graphs["tlrl"](), graphs["raw"](), graphs["keras"]()
     same_ops = _compute_ops(ops_t) == _compute_ops(ops_r)
-    log(f"{name}: {n} steps x {reps} reps; " + ", ".join(f"{k} {med[k]:.3f} ms" for k in kinds)
-        + f"; tlrl/raw {med['tlrl'] / med['raw']:.3f}, tlrl/keras {med['tlrl'] / med['keras']:.3f}"
-        + f"; same compute ops as raw: {same_ops}")
+    same_as_keras = _compute_ops(ops_t) == _compute_ops(ops_k)
+    log(f"{name}: {n} steps x {reps} rounds; " + ", ".join(f"{k} {med[k]:.3f} ms" for k in kinds)
+        + "; " + ", ".join(f"{k} {v:.3f}" for k, v in ratios.items()) + f"; same compute ops as raw: {same_ops}, as keras: {same_as_keras}")
     if not same_ops:
         log(f"  tlrl ops {sorted(_compute_ops(ops_t).items())}\n  raw ops  {sorted(_compute_ops(ops_r).items())}")
-    return dict(name=name, batch=batch, n=n, reps=reps, same_ops=same_ops, **med)
+    if not same_as_keras:
+        log(f"  keras ops {sorted(_compute_ops(ops_k).items())}")
+    return dict(name=name, batch=batch, n=n, reps=reps, same_ops=same_ops, same_as_keras=same_as_keras, ms=med,
+                ratios=ratios)
 
 
 _BOOKKEEPING = {"Const", "Identity", "NoOp", "Placeholder", "ReadVariableOp", "AssignVariableOp", "StopGradient",
@@ -241,22 +254,28 @@ def table(results, reps_note):
         "## Layers: tlrl vs raw TF vs Keras 3 (`scripts/bench_layers.py`)",
         "",
         "One training step (forward + backward + `keras.optimizers.Adam` update) under `tf.function`, "
-        "median ms per step over round-robin repetitions; lower is better. "
-        "Targets: tlrl/raw <= 1.02, tlrl/keras <= 1.0.",
+        "median ms per step over round-robin rounds; lower is better. Ratios are medians of the per-round ratios "
+        "(each round runs every build once, in rotating order). "
+        "Targets: tlrl/raw <= 1.02, tlrl/keras <= 1.0. *A/A* times a second, identical raw build against the first: "
+        "its distance from 1.000 is the measurement noise. *same ops*: the traced tlrl step has exactly the "
+        "arithmetic ops (type and count) of the raw / Keras one. `raw TF +b` writes the bias as `x @ w + b` instead of `tf.nn.bias_add` "
+        "(what tlrl layers did before; its gradient needs a broadcast reduction and Grappler does not fuse it).",
         "",
         f"- Machine: {machine_line()}",
         f"- Versions: Python {platform.python_version()}, tensorflow {tf.__version__}, keras {keras.__version__}, "
         f"numpy {np.__version__}, tlrl {tlrl.__version__}",
         f"- Date: {datetime.date.today().isoformat()}; {reps_note}",
         "",
-        "| network | batch | tlrl ms | raw TF ms | raw TF `+b` ms | Keras 3 ms | tlrl/raw | tlrl/keras "
-        "| same ops as raw |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|:---:|",
+        "| network | batch | tlrl ms | raw TF ms | raw TF `+b` ms | Keras 3 ms | **tlrl/raw** | **tlrl/keras** "
+        "| A/A raw/raw | same ops as raw / Keras |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|:---:|",
     ]
     for r in results:
+        ms, q = r["ms"], r["ratios"]
         lines.append(
-            f"| {r['name']} | {r['batch']} | {r['tlrl']:.3f} | {r['raw']:.3f} | {r['raw +b']:.3f} | {r['keras']:.3f} "
-            f"| {r['tlrl'] / r['raw']:.3f} | {r['tlrl'] / r['keras']:.3f} | {'yes' if r['same_ops'] else 'no'} |")
+            f"| {r['name']} | {r['batch']} | {ms['tlrl']:.3f} | {ms['raw']:.3f} | {ms['raw +b']:.3f} | {ms['keras']:.3f} "
+            f"| {q['tlrl/raw']:.3f} | {q['tlrl/keras']:.3f} | {q['raw copy/raw']:.3f} "
+            f"| {'yes' if r['same_ops'] else 'no'} / {'yes' if r['same_as_keras'] else 'no'} |")
     return "\n".join(lines)
 
 
@@ -275,14 +294,16 @@ def write_section(text, path=BENCH_FILE):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="short run: 3 reps of ~0.05 s blocks")
-    p.add_argument("--reps", type=int, default=None, help="repetitions per build (default 15, quick 3)")
+    p.add_argument("--reps", type=int, default=None, help="repetitions per build (default 21, quick 3)")
     p.add_argument("--write", action="store_true", help=f"update our section of {BENCH_FILE.name}")
     p.add_argument("--only", nargs="*", choices=list(NETWORKS), help="run a subset of the networks")
     args = p.parse_args(argv)
-    reps = args.reps or (3 if args.quick else 15)
-    scale = 0.05 if args.quick else 0.25
+    reps = args.reps or (3 if args.quick else 21)
+    scale = 0.05 if args.quick else 0.15
+    load0 = " / ".join(f"{x:.1f}" for x in os.getloadavg())
     results = [bench_network(name, reps, scale) for name in (args.only or NETWORKS)]
-    text = table(results, f"{reps} repetitions of ~{scale:g} s per build, interleaved")
+    load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
+    text = table(results, f"{reps} rounds of ~{scale:g} s per build; load average before: {load0}, after: {load}")
     print()
     print(text)
     if args.write:

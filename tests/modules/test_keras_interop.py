@@ -160,3 +160,21 @@ def test_deferred_restore_into_unbuilt_keras_sequential_applies_before_the_first
     fresh = as_module(_keras_torso())
     tf.train.Checkpoint(torso=fresh).restore(path)
     assert np.array_equal(fresh(x).numpy(), expected)
+
+
+def test_module_with_a_keras_torso_exports_as_saved_model(tmp_path):
+    class Policy(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.torso, self.head = as_module(_keras_torso()), CategoricalHead(3)
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 4], tf.float32)])
+        def logits(self, obs):
+            return self.head(self.torso(obs)).logits_parameter()
+
+    policy = Policy()
+    x = tf.random.normal([3, 4])
+    expected = policy.logits(x).numpy()
+    tf.saved_model.save(policy, str(tmp_path / "policy"))
+    loaded = tf.saved_model.load(str(tmp_path / "policy"))
+    np.testing.assert_allclose(loaded.logits(x).numpy(), expected, rtol=1e-6, atol=1e-6)
