@@ -387,7 +387,7 @@ class PPO(BaseAgent):
         acting = self._acting_variables
 
         def minibatch_step(data, idx, mask, clip, clip_vf):
-            mb = tf.nest.map_structure(lambda x: tf.gather(x, idx), data)
+            mb = tf.nest.map_structure(lambda x: tf.gather(x, idx), data)  # [batch_size, ...] each
             with tf.GradientTape() as tape:
                 dist, value = model(mb["obs"])
                 loss, metrics = ppo_loss(dist, value, mb, clip_range=clip, clip_range_vf=clip_vf if use_vf_clip else None,
@@ -404,12 +404,14 @@ class PPO(BaseAgent):
         data_sig = {"obs": obs_signature(self.observation_space, (n,)),
                     "action": tf.TensorSpec((n,) + self._action_shape(), self._action_dtype()),
                     **{k: tf.TensorSpec((n,), tf.float32) for k in ("log_prob", "value", "advantage", "return")}}
-        scalar = tf.TensorSpec([], tf.float32)
+        schedule_sig = tf.TensorSpec([3], tf.float32)  # learning rate, clip range, value clip range
 
         @tf.function(jit_compile=c.jit_compile, autograph=False,
-                     input_signature=[data_sig, tf.TensorSpec([n_epochs * padded], tf.int32), scalar, scalar])
-        def fused_update(data, perms, clip, clip_vf):
+                     input_signature=[data_sig, tf.TensorSpec([n_epochs * padded], tf.int32), schedule_sig])
+        def fused_update(data, perms, schedule):
             """perms: n_epochs padded permutations of the rollout rows, concatenated."""
+            opt.learning_rate.assign(schedule[0])
+            clip, clip_vf = schedule[1], schedule[2]
             full_mask = tf.constant(mask_np)
 
             def body(j, keep, count, sums):
@@ -426,13 +428,15 @@ class PPO(BaseAgent):
             return means, [tf.identity(v) for v in acting]
 
         @tf.function(autograph=False, input_signature=[data_sig, tf.TensorSpec([batch_size], tf.int32),
-                                      tf.TensorSpec([batch_size], tf.float32), scalar, scalar])
-        def train_step(data, idx, mask, clip, clip_vf):
+                                                       tf.TensorSpec([batch_size], tf.float32), schedule_sig])
+        def train_step(data, idx, mask, schedule):
             """One minibatch step (the unfused reference: the fused update is a loop of exactly this)."""
-            metrics, _ = minibatch_step(data, idx, None if n == padded else mask, clip, clip_vf)
+            opt.learning_rate.assign(schedule[0])
+            metrics, _ = minibatch_step(data, idx, None if n == padded else mask, schedule[1], schedule[2])
             return metrics
 
         self._fused_update, self._train_step, self._mask = fused_update, train_step, mask_np
+        self._fused_call = None  # its concrete function, made on first use: calling it skips ~1 ms of dispatch
 
     def _action_shape(self) -> Tuple[int, ...]:
         return tuple(self.action_space.shape)
@@ -445,8 +449,7 @@ class PPO(BaseAgent):
         n = self.config.n_steps * self.n_envs
         padded = self._n_minibatches * self.config.batch_size
         perms = np.zeros((self.config.n_epochs, padded), np.int32)
-        for e in range(self.config.n_epochs):
-            perms[e, :n] = self.rng.permutation(n)
+        perms[:, :n] = self.rng.permuted(np.broadcast_to(np.arange(n, dtype=np.int32), (self.config.n_epochs, n)), axis=1)
         return perms.reshape(-1)
 
     def _update_data(self) -> Dict[str, Any]:
@@ -460,9 +463,10 @@ class PPO(BaseAgent):
         progress = self.progress
         lr, clip = float(self._lr(progress)), float(self._clip(progress))
         clip_vf = float(self._clip_vf(progress)) if self._clip_vf is not None else 0.0
-        self.optimizer.learning_rate.assign(lr)
         data = self._update_data()
-        means, weights = self._fused_update(data, self._permutations(), clip, clip_vf)
+        if self._fused_call is None:
+            self._fused_call = self._fused_update.get_concrete_function()
+        means, weights = self._fused_call(data, self._permutations(), np.array([lr, clip, clip_vf], np.float32))
         self._sync_acting([w.numpy() for w in weights])
         means = means.numpy()
         steps = int(means[-1])

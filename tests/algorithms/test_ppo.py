@@ -116,7 +116,8 @@ def test_fused_update_equals_loop_of_minibatch_steps():
     variables = list(agent.model.trainable_variables) + list(agent.optimizer.variables)
     start = [v.numpy() for v in variables]
 
-    means, _ = agent._fused_update(data, perms, 0.2, 0.0)
+    schedule = np.array([3e-4, 0.2, 0.0], np.float32)
+    means, _ = agent._fused_update(data, perms, schedule)
     fused = [v.numpy() for v in variables]
 
     for v, s in zip(variables, start):
@@ -126,7 +127,7 @@ def test_fused_update_equals_loop_of_minibatch_steps():
     sums = {k: 0.0 for k in METRICS}
     for j in range(3 * n_mb):
         mask = agent._mask[(j % n_mb) * b:(j % n_mb + 1) * b]
-        metrics = agent._train_step(data, perms[j * b:(j + 1) * b], mask, 0.2, 0.0)
+        metrics = agent._train_step(data, perms[j * b:(j + 1) * b], mask, schedule)
         for k in METRICS:
             sums[k] += float(metrics[k])
     for f, v in zip(fused, variables):
