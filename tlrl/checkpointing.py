@@ -16,7 +16,6 @@ without pickle and TF checkpoints; a corrupt, truncated or foreign checkpoint ra
 `CheckpointError` with a plain message.
 
 >>> import tempfile
-import zipfile
 >>> manager = CheckpointManager(tempfile.mkdtemp(), keep=2)
 >>> manager.latest() is None
 True

@@ -85,7 +85,7 @@ class CheckpointConfig:
 @dataclass
 class RunnerConfig:
     backend: Optional[str] = _f(None, doc="How envs are driven: null (the algorithm's default) or 'sync'; "
-                                          "A3C also takes its own backends (e.g. 'thread').")
+                                          "A3C: 'thread' (or 'sync' with 1 worker).")
     workers: Optional[int] = _f(None, doc="Number of workers, for algorithms that have them (A3C's n_workers).", min=1)
 
 
@@ -397,6 +397,15 @@ def _apply_runner(config: RunConfig, cls, places: _Places) -> None:
                 raise places.error(("runner", "backend"), f"runner.backend={runner.backend!r} contradicts "
                                                           f"hyperparameters.backend={hyper['backend']!r}; set one")
             hyper["backend"] = runner.backend
+        elif "n_workers" in fields:  # A3C: 1 worker runs inline (sync), more run on threads
+            workers = hyper.get("n_workers", fields["n_workers"].default)
+            if runner.backend not in ("sync", "thread"):
+                raise places.error(("runner", "backend"), f"runner.backend {runner.backend!r} is not supported by "
+                                                          f"{cls.__name__} yet; use 'thread' (or 'sync' with 1 worker)")
+            if runner.backend == "sync" and workers != 1:
+                raise places.error(("runner", "backend"), f"runner.backend 'sync' runs one worker, but "
+                                                          f"{cls.__name__} has n_workers={workers}; use 'thread' or "
+                                                          f"runner.workers: 1")
         elif runner.backend != "sync":
             raise places.error(("runner", "backend"), f"runner.backend {runner.backend!r} is not supported by "
                                                       f"{cls.__name__}: it runs its vector env synchronously; use 'sync' "

@@ -109,8 +109,11 @@ def test_runner_workers_is_a3c_n_workers_and_rejected_elsewhere():
     assert "line 5" in msg and "runner.workers is not supported by PPO" in msg
     assert "runner.backend 'ray' is not supported by PPO" in error_of(GOOD + "runner: {backend: ray}\n")
     require_algorithm("a3c")
-    config = load_config_text(GOOD.replace("ppo", "a3c") + "runner: {workers: 3}\n", "run.yaml")
+    config = load_config_text(GOOD.replace("ppo", "a3c") + "runner: {workers: 3, backend: thread}\n", "run.yaml")
     assert config.hyperparameters["n_workers"] == 3
+    msg = error_of(GOOD.replace("ppo", "a3c") + "runner: {workers: 3, backend: sync}\n")
+    assert "line 5" in msg and "'sync' runs one worker" in msg
+    assert "not supported by A3C yet" in error_of(GOOD.replace("ppo", "a3c") + "runner: {backend: ray}\n")
 
 
 @pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(ROOT, "configs", "*.yaml"))),
@@ -155,3 +158,28 @@ def test_an_existing_run_dir_is_never_clobbered(tmp_path, write_config, capsys):
     assert main(["train", write_config(tiny_config()), "--run-dir", str(run_dir)]) == 2
     assert "already exists" in capsys.readouterr().err
     assert os.listdir(run_dir) == ["notes.txt"] and (run_dir / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(ROOT, "configs", "*.yaml"))),
+                         ids=lambda p: os.path.basename(p))
+def test_configs_use_the_benchmark_hyperparameters(path):
+    """configs/<task>.yaml and scripts/benchmarks/<task>.py (when it exists) train with the same settings."""
+    import importlib.util
+
+    task = os.path.basename(path)[:-5]
+    bench = os.path.join(ROOT, "scripts", "benchmarks", f"{task}.py")
+    if not os.path.exists(bench):
+        pytest.skip(f"no scripts/benchmarks/{task}.py yet")
+    spec = importlib.util.spec_from_file_location(f"_bench_{task}", bench)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    import yaml
+
+    with open(path) as fh:
+        config = yaml.safe_load(fh)
+    if hasattr(module, "STEPS"):
+        assert config["total_steps"] == module.STEPS
+    settings = getattr(module, "SETTINGS", {})
+    for key, value in settings.items():
+        got = config["hyperparameters"].get(key)
+        assert got == (list(value) if isinstance(value, tuple) else value), f"{key}: config {got!r}, benchmark {value!r}"

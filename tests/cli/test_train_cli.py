@@ -56,14 +56,17 @@ def test_eval_loads_the_latest_checkpoint(ppo_run, capsys):
     assert out["eval_return_mean"] == summary["eval_return_mean"]  # same seeds, same deterministic policy
 
 
-def test_eval_video_without_moviepy_names_the_pip_command(ppo_run, capsys):
+def test_eval_video_records_episodes_or_names_the_pip_command(ppo_run, capsys):
     try:
         import moviepy  # noqa: F401
-        pytest.skip("moviepy is installed")
     except ImportError:
-        pass
-    assert main(["eval", str(ppo_run), "--episodes", "1", "--video"]) == 2
-    assert "pip install moviepy" in capsys.readouterr().err
+        assert main(["eval", str(ppo_run), "--episodes", "1", "--video"]) == 2
+        assert "pip install moviepy" in capsys.readouterr().err
+        return
+    assert main(["eval", str(ppo_run), "--episodes", "2", "--video"]) == 0
+    folder = json.loads(capsys.readouterr().out)["video_folder"]
+    assert sorted(f for f in os.listdir(folder) if f.endswith(".mp4")) == ["rl-video-episode-0.mp4",
+                                                                          "rl-video-episode-1.mp4"]
 
 
 def test_eval_of_a_corrupt_checkpoint_fails_plainly(ppo_run, tmp_path, capsys):
@@ -77,6 +80,7 @@ def test_eval_of_a_corrupt_checkpoint_fails_plainly(ppo_run, tmp_path, capsys):
 
 
 def test_plot_draws_seeds_of_one_config_as_one_curve(ppo_run, tmp_path, capsys):
+    pytest.importorskip("matplotlib", reason="plotting needs matplotlib: pip install matplotlib")
     runs = []
     for seed in range(3):
         run = tmp_path / f"seed{seed}"
