@@ -165,8 +165,8 @@ def test_image_observations_act_in_tf_without_retracing():
     agent.learn(48)
     worker = agent.workers[0]
     assert worker._np_policy is None
-    assert worker._act_fn.experimental_get_tracing_count() == 1
-    assert worker._grad_fn.experimental_get_tracing_count() == 1
+    assert worker._act_fn.tracing_count == 1
+    assert worker._grad_fn.tracing_count == 1
     assert agent.num_timesteps == 48
 
 
@@ -188,8 +188,8 @@ def test_a_few_hundred_steps_give_finite_losses(n_workers):
     assert {info["worker"] for info in seen} <= set(range(n_workers))
     assert sum(len(i["episode_returns"]) for i in seen) == agent.episode_tracker.episodes > 0
     for w in agent.workers:  # fixed shapes: one trace for all rollouts
-        assert w._grad_fn.experimental_get_tracing_count() == 1
-    assert agent.learner._apply_fn.experimental_get_tracing_count() == 1
+        assert w._grad_fn.tracing_count == 1
+    assert agent.learner._apply_fn.tracing_count == 1
     assert not _worker_threads()
 
 
@@ -209,17 +209,19 @@ def test_callback_returning_false_stops_all_workers():
     assert not _worker_threads()
 
 
-def test_worker_exception_stops_training_and_reaches_the_caller():
-    agent = A3C(FailingEnv, seed=0, n_workers=2, n_steps=5, net_arch=[8])
-    with pytest.raises(WorkerError, match=r"worker \d of 2 failed with RuntimeError: simulator crashed") as info:
+@pytest.mark.parametrize("n_workers", [1, 2])
+def test_worker_exception_stops_training_and_reaches_the_caller(n_workers):
+    agent = A3C(FailingEnv, seed=0, n_workers=n_workers, n_steps=5, net_arch=[8])
+    with pytest.raises(WorkerError, match=rf"worker \d of {n_workers} failed with RuntimeError: simulator crashed") as info:
         agent.learn(100_000)
     assert isinstance(info.value.__cause__, RuntimeError)
     assert not _worker_threads()
     assert 0 < agent.num_timesteps < 2000
 
 
-def test_exception_in_the_callback_stops_the_workers():
-    agent = A3C("CartPole-v1", seed=0, n_workers=2, n_steps=4, net_arch=[8])
+@pytest.mark.parametrize("n_workers", [1, 2])
+def test_exception_in_the_callback_stops_the_workers(n_workers):
+    agent = A3C("CartPole-v1", seed=0, n_workers=n_workers, n_steps=4, net_arch=[8])
 
     def callback(agent, info):
         raise KeyError("logger broke")

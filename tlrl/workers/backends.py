@@ -60,14 +60,28 @@ def _worker_loop(worker: GradientWorker, learner: Learner, budget: StepBudget, s
 
 def run_inline(worker: GradientWorker, learner: Learner, total_steps: int, on_update: OnUpdate,
                learning_rate: Callable[[float], float]) -> None:
-    """One worker in the caller's thread: synchronous n-step actor-critic, deterministic with a seed."""
+    """One worker in the caller's thread: synchronous n-step actor-critic, deterministic with a seed.
+
+    As with threads, an exception of the worker is raised as a `WorkerError`; one raised by
+    `on_update` propagates unchanged.
+    """
     stop = threading.Event()
+    raised: list = []
 
     def report(stats):
-        if on_update(stats) is False:
+        try:
+            if on_update(stats) is False:
+                stop.set()
+        except BaseException as exc:  # noqa: BLE001 - re-raised below, unwrapped
+            raised.append(exc)
             stop.set()
 
-    _worker_loop(worker, learner, StepBudget(total_steps), stop, learning_rate, report, 0)
+    try:
+        _worker_loop(worker, learner, StepBudget(total_steps), stop, learning_rate, report, 0)
+    except Exception as exc:
+        raise WorkerError(f"worker 0 of 1 failed with {type(exc).__name__}: {exc}; training was stopped") from exc
+    if raised:
+        raise raised[0]
 
 
 def run_threads(workers: Sequence[GradientWorker], learner: Learner, total_steps: int, on_update: OnUpdate,

@@ -13,6 +13,7 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 import tensorflow as tf
 
+from tlrl.workers.compiled import FixedFunction
 from tlrl.workers.flat import FlatLayout
 
 Weights = List[np.ndarray]
@@ -45,8 +46,8 @@ class Learner:
         #: number of updates applied since this learner was made.
         self.version = 0
         self.layout = FlatLayout.of(self.variables)
-        self._apply_fn = tf.function(self._apply, input_signature=[self.layout.spec(), tf.TensorSpec([], tf.float32)],
-                                     jit_compile=jit_compile)
+        self._apply_fn = FixedFunction(self._apply, [self.layout.spec(), tf.TensorSpec([], tf.float32)],
+                                       jit_compile=jit_compile)
 
     def _apply(self, flat_grads, learning_rate):
         self.optimizer.learning_rate.assign(learning_rate)

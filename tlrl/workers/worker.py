@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from tlrl.episodes import EpisodeTracker, true_next_obs
+from tlrl.workers.compiled import FixedFunction
 from tlrl.workers.flat import FlatLayout
 
 Weights = List[np.ndarray]
@@ -172,11 +173,11 @@ class GradientWorker:
         self._np_policy, self._np_order = _numpy_policy(self.model, self.variables)
         signature = [self.layout.spec(), tensor_spec(self.observation_space, (2, T, N), input_dtype),
                      tensor_spec(self.action_space, (T, N), action_dtype), tf.TensorSpec((3, T, N), tf.float32)]
-        self._grad_fn = tf.function(self._gradients, input_signature=signature, jit_compile=jit_compile)
+        self._grad_fn = FixedFunction(self._gradients, signature, jit_compile=jit_compile)
         if self._np_policy is None:  # TF acting: one compiled call per vector step
-            self._act_fn = tf.function(self._act_tf, input_signature=[
+            self._act_fn = FixedFunction(self._act_tf, [
                 tensor_spec(self.observation_space, (N,), input_dtype), tf.TensorSpec([2], tf.int32)])
-            self._assign_fn = tf.function(self._assign, input_signature=[self.layout.spec()])
+            self._assign_fn = FixedFunction(self._assign, [self.layout.spec()])
         self._obs, _ = self.env.reset(seed=seed)
         #: returns of the last rollout ([T, n_envs]), for inspection and tests.
         self.last_returns: Optional[np.ndarray] = None
