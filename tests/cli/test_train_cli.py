@@ -109,17 +109,17 @@ def test_envs_lists_tlrls_environments(capsys):
 
 
 # ----- export: loaded by plain TensorFlow in a fresh process -------------------------------------------------
-EXPORTS = {  # name -> (algo, env, hyperparameters)
+EXPORTS = {  # name -> (algo, env, hyperparameters, env steps to train first: normalizer statistics)
     "ppo_discrete": ("ppo", "CartPole-v1", dict(n_envs=2, n_steps=16, batch_size=16, n_epochs=1, net_arch=[16],
-                                                jit_compile=False)),
+                                                jit_compile=False), 0),
     "ppo_box_normalized": ("ppo", "Pendulum-v1", dict(n_envs=2, n_steps=16, batch_size=16, n_epochs=1, net_arch=[16],
-                                                      normalize_obs=True, jit_compile=False)),
+                                                      normalize_obs=True, jit_compile=False), 32),
     "ppo_dict_obs": ("ppo", "tlrl/GoalGrid-v0", dict(n_envs=2, n_steps=16, batch_size=16, n_epochs=1, net_arch=[16],
-                                                     jit_compile=False)),
-    "dqn": ("dqn", "CartPole-v1", dict(learning_starts=16, buffer_size=200, batch_size=8, net_arch=[16])),
+                                                     jit_compile=False), 0),
+    "dqn": ("dqn", "CartPole-v1", dict(learning_starts=16, buffer_size=200, batch_size=8, net_arch=[16]), 0),
     "ddpg": ("ddpg", "Pendulum-v1", dict(learning_starts=16, buffer_size=200, batch_size=8, net_arch=[16],
-                                         jit_compile=False)),
-    "a3c": ("a3c", "CartPole-v1", dict(n_workers=1, n_steps=8, net_arch=[16])),
+                                         jit_compile=False), 0),
+    "a3c": ("a3c", "CartPole-v1", dict(n_workers=1, n_steps=8, net_arch=[16]), 0),
 }
 
 FRESH = textwrap.dedent("""\
@@ -157,10 +157,11 @@ def test_export_gives_the_same_actions_as_act_in_a_fresh_process_without_tlrl(tm
 
     rng = np.random.default_rng(0)
     names = []
-    for name, (algo, env, hp) in EXPORTS.items():
+    for name, (algo, env, hp, steps) in EXPORTS.items():
         require_algorithm(algo)
         agent = get_algorithm(algo)(env, seed=0, **hp)
-        agent.learn(32)
+        if steps:
+            agent.learn(steps)
         obs = _sample_obs(agent.observation_space, 7, rng)
         expected = np.asarray(agent.act(obs, deterministic=True))
         export_saved_model(agent, str(tmp_path / name))
