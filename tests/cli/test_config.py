@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from tests.cli.conftest import require_algorithm, tiny_config
+from .conftest import require_algorithm, tiny_config
 from tlrl.cli import main
 from tlrl.config import ConfigError, load_config, load_config_text, parse_set
 
@@ -170,16 +170,26 @@ def test_configs_use_the_benchmark_hyperparameters(path):
     bench = os.path.join(ROOT, "scripts", "benchmarks", f"{task}.py")
     if not os.path.exists(bench):
         pytest.skip(f"no scripts/benchmarks/{task}.py yet")
-    spec = importlib.util.spec_from_file_location(f"_bench_{task}", bench)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    import sys
+
+    scripts = os.path.join(ROOT, "scripts")
+    sys.path.insert(0, scripts)  # benchmark tasks import each other as `benchmarks.<task>`
+    try:
+        spec = importlib.util.spec_from_file_location(f"_bench_{task}", bench)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(scripts)
     import yaml
 
     with open(path) as fh:
         config = yaml.safe_load(fh)
     if hasattr(module, "STEPS"):
         assert config["total_steps"] == module.STEPS
-    settings = getattr(module, "SETTINGS", {})
+    settings = dict(getattr(module, "SETTINGS", {}))
+    for constant, key in (("NET_ARCH", "net_arch"), ("NOISE_STD", "noise_sigma")):
+        if hasattr(module, constant):
+            settings[key] = getattr(module, constant)
     for key, value in settings.items():
         got = config["hyperparameters"].get(key)
         assert got == (list(value) if isinstance(value, tuple) else value), f"{key}: config {got!r}, benchmark {value!r}"

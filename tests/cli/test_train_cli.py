@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.cli.conftest import require_algorithm, tiny_config
+from .conftest import require_algorithm, tiny_config
 from tlrl.cli import main
 from tlrl.logger import read_metrics
 from tlrl.training import prepare_new, prepare_resume, run_training
