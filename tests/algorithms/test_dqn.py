@@ -179,3 +179,12 @@ def test_learns_cartpole():
     agent.learn(12_000)
     mean, _ = agent.evaluate(10)
     assert mean >= 150, mean
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    import tlrl.algorithms.dqn as module
+
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0 and result.attempted >= 4
