@@ -113,12 +113,12 @@ def cmd_train(args) -> int:
 
 # ----- eval -------------------------------------------------------------------------------------------------------
 def cmd_eval(args) -> int:
-    from tlrl.training import load_run
+    from tlrl.training import RunError, load_run
 
+    if args.episodes is not None and args.episodes <= 0:
+        raise RunError(f"--episodes must be positive, got {args.episodes}")
     config, agent = load_run(args.run_dir)
     episodes = args.episodes or config.eval.episodes
-    if episodes <= 0:
-        raise ValueError(f"--episodes must be positive, got {episodes}")
     deterministic = not args.stochastic
     if args.video:
         mean, std, folder = _evaluate_with_video(agent, args.run_dir, episodes, deterministic, args.seed)
