@@ -23,7 +23,7 @@ class _EnvInfo(NamedTuple):
 ENVS: List[_EnvInfo] = [
     _EnvInfo("tlrl/GridWorld-v0", "tlrl.envs.gridworld:GridWorldEnv", 100, 0.9, {}),
     _EnvInfo("tlrl/GoalGrid-v0", "tlrl.envs.gridworld:GoalGridEnv", 100, 0.95, {}),
-    _EnvInfo("tlrl/PointMass-v0", "tlrl.envs.point_mass:PointMassEnv", 50, -6.0, {}),
+    _EnvInfo("tlrl/PointMass-v0", "tlrl.envs.point_mass:PointMassEnv", 50, -8.0, {}),
     _EnvInfo("tlrl/Catch-v0", "tlrl.envs.catch:CatchEnv", 100, 0.9, {}),
 ]
 
