@@ -31,9 +31,11 @@ over the gradient steps instead (target copied every 5 of the 128 gradient steps
 CartPole settings) made Q diverge (Q ~ 1e10 after 50k steps) with the zoo hyperparameters.
 
 >>> from tlrl.algorithms import DQN
->>> agent = DQN("CartPole-v1", seed=0, learning_starts=50, buffer_size=1000)
->>> _ = agent.learn(100)
->>> int(agent.act(agent._obs[0])) in (0, 1)
+>>> agent = DQN("CartPole-v1", seed=0, buffer_size=1000, net_arch=(32, 32))
+>>> _ = agent.learn(64)  # random actions until learning_starts (100), then epsilon-greedy updates
+>>> agent.num_timesteps, len(agent.replay)
+(64, 64)
+>>> int(agent.act(agent._obs[0], deterministic=True)) in (0, 1)
 True
 """
 from __future__ import annotations
@@ -107,8 +109,9 @@ class DQNConfig(OffPolicyConfig):
     """TD loss: 'huber' (smooth L1, SB3) or 'mse'."""
     n_envs: int = 1
     """Parallel training envs."""
-    jit_compile: bool = False
-    """Compile the fused update with XLA (measured slower on CPU for small MLPs; see the benchmark notes)."""
+    jit_compile: bool = True
+    """Compile the fused update with XLA (about 30% faster per gradient step than plain tf.function on CPU for
+    the zoo CartPole net, paired measurement; costs a one-off compile of ~1-2 s)."""
 
     def validate(self) -> None:
         super().validate()

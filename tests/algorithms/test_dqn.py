@@ -11,7 +11,7 @@ from tlrl.buffers import ReplayBuffer
 from tlrl.off_policy import to_tf_obs
 
 TINY = dict(learning_starts=64, buffer_size=2000, batch_size=16, train_freq=4, gradient_steps=2, net_arch=(32, 32),
-            target_update_interval=50)
+            target_update_interval=50, jit_compile=False)  # XLA is the default; one test below compiles it
 
 
 @pytest.mark.parametrize("switches", [
@@ -21,13 +21,14 @@ TINY = dict(learning_starts=64, buffer_size=2000, batch_size=16, train_freq=4, g
     dict(prioritized=True),
     dict(n_step=3),
     dict(tau=0.05, target_update_interval=1),
-    dict(double_q=True, dueling=True, prioritized=True, n_step=3, n_envs=2, gradient_steps=-1, loss="mse"),
-], ids=["plain", "double", "dueling", "per", "nstep3", "soft", "all"])
+    dict(double_q=True, dueling=True, prioritized=True, n_step=3, n_envs=2, gradient_steps=-1, loss="mse",
+         jit_compile=True),
+], ids=["plain", "double", "dueling", "per", "nstep3", "soft", "all_with_xla"])
 def test_every_switch_trains_with_finite_losses(switches):
     agent = DQN("CartPole-v1", seed=0, **{**TINY, **switches})
     seen = []
-    agent.learn(300, callback=lambda a, info: seen.append(info["metrics"]))
-    assert seen and agent.num_timesteps >= 300
+    agent.learn(200, callback=lambda a, info: seen.append(info["metrics"]))
+    assert seen and agent.num_timesteps >= 200
     for metrics in seen:
         for name in ("loss", "q_mean", "td_abs", "grad_norm", "epsilon", "steps_per_second"):
             assert np.isfinite(metrics[name]), (name, metrics)
@@ -124,9 +125,9 @@ def test_save_load_round_trip_then_identical_training(tmp_path):
 def test_same_seed_twice_gives_identical_runs():
     runs = []
     for _ in range(2):
-        agent = DQN("CartPole-v1", seed=7, **{**TINY, "double_q": True})
+        agent = DQN("CartPole-v1", seed=7, **{**TINY, "double_q": True, "jit_compile": True})  # the default path
         returns = []
-        agent.learn(400, callback=lambda a, info: returns.extend(info["episode_returns"]))
+        agent.learn(250, callback=lambda a, info: returns.extend(info["episode_returns"]))
         runs.append((_state(agent), returns, agent.replay.sample(8).obs))
     for a, b in zip(runs[0][0], runs[1][0]):
         np.testing.assert_array_equal(a, b)
