@@ -207,9 +207,7 @@ RESUME_CASES = [
     pytest.param("ddpg", 64, 192, id="ddpg"),
     pytest.param("td3", 64, 192, id="td3"),
     pytest.param("a3c", 64, 192, id="a3c"),
-    pytest.param("dqn", 64, 192, id="dqn", marks=pytest.mark.xfail(
-        reason="DQN.epsilon is not restored by load (set to exploration_initial_eps until the first step)",
-        strict=False)),
+    pytest.param("dqn", 64, 192, id="dqn"),
 ]
 
 
