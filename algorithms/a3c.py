@@ -12,6 +12,11 @@ numpy arrays, so other backends can reuse it. With `n_workers=1` training is syn
 runs with the same seed are identical. With more workers the order in which gradients
 arrive depends on thread scheduling, so seeded runs differ from one another.
 
+Speed: workers act with a numpy forward pass of their weights (frozen between pulls) and
+compute returns, loss and gradients in one compiled call per rollout; the learner applies a
+gradient in one more call. A single worker trains the shared network directly, with gradient
+and update fused in one call per rollout.
+
 Differences from the paper, all configurable: Adam (by default) instead of shared RMSProp,
 gradient clipping by global norm, and each worker may step a small vector env (`n_envs`).
 
@@ -214,13 +219,16 @@ class A3C(BaseAgent):
         c = self.config
         from tlrl.envs import make_vector_env
 
+        # One worker trains the shared network itself (gradient and update fused in one call);
+        # several get their own copies and exchange numpy arrays with the learner.
+        model_fn = (lambda: self.network) if c.n_workers == 1 else self._model_fn
         for i in range(c.n_workers):
             seed = None if self.seed is None else int(self.rng.integers(0, 2**31 - 1))
             if isinstance(self.env_spec, gym.Env):
                 env_fn = functools.partial(make_vector_env, self.env_spec, 1, seed=seed)
             else:
                 env_fn = functools.partial(make_vector_env, self.env_spec, c.n_envs, seed=seed, kwargs=self.env_kwargs)
-            self.workers.append(GradientWorker(env_fn, self._model_fn, self._loss_fn, n_steps=c.n_steps,
+            self.workers.append(GradientWorker(env_fn, model_fn, self._loss_fn, n_steps=c.n_steps,
                                                gamma=c.gamma, seed=seed, jit_compile=c.jit_compile))
 
     def learn(self, total_steps: int, callback: Optional[Callable[..., Any]] = None) -> "A3C":

@@ -1,6 +1,5 @@
 """A3C and its gradient-worker machinery (tlrl.workers)."""
 import functools
-import os
 import threading
 
 import gymnasium as gym
@@ -212,7 +211,8 @@ def test_callback_returning_false_stops_all_workers():
 @pytest.mark.parametrize("n_workers", [1, 2])
 def test_worker_exception_stops_training_and_reaches_the_caller(n_workers):
     agent = A3C(FailingEnv, seed=0, n_workers=n_workers, n_steps=5, net_arch=[8])
-    with pytest.raises(WorkerError, match=rf"worker \d of {n_workers} failed with RuntimeError: simulator crashed") as info:
+    message = rf"worker \d of {n_workers} failed with RuntimeError: simulator crashed"
+    with pytest.raises(WorkerError, match=message) as info:
         agent.learn(100_000)
     assert isinstance(info.value.__cause__, RuntimeError)
     assert not _worker_threads()
@@ -309,3 +309,26 @@ def test_learns_cartpole():
     agent.learn(30_000)
     mean, _ = agent.evaluate(5)
     assert mean >= 150, f"A3C reached only {mean} on CartPole after 30k steps"
+
+
+def test_fused_single_worker_step_equals_gradient_then_apply():
+    """One worker that shares the learner's variables fuses gradient and update into one call;
+    the result must equal the two-call path (worker copy -> numpy gradients -> learner.apply)."""
+    from tlrl.optim import Adam
+    from tlrl.workers import Learner, run_inline
+
+    space = gym.make("CartPole-v1")
+    loss_fn = functools.partial(a2c_loss, ent_coef=0.01, vf_coef=0.5, normalize_advantage=False)
+    model_fn = functools.partial(ActorCritic, space.observation_space, space.action_space, (16,), "tanh", False)
+    results = []
+    for fused in (True, False):
+        tf.random.set_seed(0)
+        shared = model_fn()
+        learner = Learner(shared.trainable_variables, Adam(1e-3, eps=1e-5, max_grad_norm=0.5))
+        worker = GradientWorker(lambda: make_vector_env("CartPole-v1", 2, seed=0),
+                                (lambda: shared) if fused else model_fn, loss_fn, n_steps=5, gamma=0.99, seed=0)
+        run_inline(worker, learner, 200, lambda stats: None, lambda progress: 1e-3)
+        assert learner.is_attached(worker) == fused
+        results.append(learner.get_weights())
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)

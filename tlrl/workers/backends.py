@@ -50,17 +50,24 @@ def _worker_loop(worker: GradientWorker, learner: Learner, budget: StepBudget, s
         before = budget.claim(worker.steps_per_rollout)
         if before is None:
             return
-        grads, stats = worker.compute_gradients()
         lr = float(learning_rate(before / max(budget.total, 1)))
-        weights, info = learner.apply(grads, lr)
-        worker.set_weights(weights)
-        stats.update(info, worker=index, learning_rate=lr)
+        if learner.is_attached(worker):  # same variables: gradient and update in one compiled call
+            stats = learner.train(worker, lr)
+        else:
+            grads, stats = worker.compute_gradients()
+            weights, info = learner.apply(grads, lr)
+            worker.set_weights(weights)
+            stats.update(info)
+        stats.update(worker=index, learning_rate=lr)
         report(stats)
 
 
 def run_inline(worker: GradientWorker, learner: Learner, total_steps: int, on_update: OnUpdate,
                learning_rate: Callable[[float], float]) -> None:
     """One worker in the caller's thread: synchronous n-step actor-critic, deterministic with a seed.
+
+    If the worker's model is the learner's (`learner.attach(worker)` done here), each rollout
+    costs one compiled call (gradient and update fused).
 
     As with threads, an exception of the worker is raised as a `WorkerError`; one raised by
     `on_update` propagates unchanged.
@@ -76,6 +83,8 @@ def run_inline(worker: GradientWorker, learner: Learner, total_steps: int, on_up
             raised.append(exc)
             stop.set()
 
+    if not learner.is_attached(worker) and [id(v) for v in worker.variables] == [id(v) for v in learner.variables]:
+        learner.attach(worker)
     try:
         _worker_loop(worker, learner, StepBudget(total_steps), stop, learning_rate, report, 0)
     except Exception as exc:

@@ -8,7 +8,7 @@ half-applied update, and every published weight list is one consistent version.
 from __future__ import annotations
 
 import threading
-from typing import Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -46,6 +46,8 @@ class Learner:
         #: number of updates applied since this learner was made.
         self.version = 0
         self.layout = FlatLayout.of(self.variables)
+        self._jit_compile = jit_compile
+        self._fused: Dict[int, FixedFunction] = {}
         self._apply_fn = FixedFunction(self._apply, [self.layout.spec(), tf.TensorSpec([], tf.float32)],
                                        jit_compile=jit_compile)
 
@@ -64,6 +66,40 @@ class Learner:
             self.version += 1
             version = self.version
         return self.layout.unpack(weights.numpy()), {"grad_norm": float(norm), "version": version}
+
+    # ----- a worker in this process that shares the variables: one call per rollout ------
+    def attach(self, worker) -> None:
+        """Fuse gradient and update for a `GradientWorker` whose model *is* the shared model
+        (same variables, same process): `train(worker, lr)` then costs one compiled call per
+        rollout instead of two, with the same arithmetic as `apply(worker.compute_gradients())`."""
+        if [id(v) for v in worker.variables] != [id(v) for v in self.variables]:
+            raise ValueError("Learner.attach needs a worker whose model variables are the learner's own")
+
+        def fused(obs_pair, actions, signals, learning_rate):
+            grads, metrics, returns = worker.loss_gradients(obs_pair, actions, signals)
+            self.optimizer.learning_rate.assign(learning_rate)
+            norm = self.optimizer.apply(grads, self.variables)
+            return self.layout.pack_tf([v.read_value() for v in self.variables]), norm, metrics, returns
+
+        worker.shares_variables = True
+        self._fused[id(worker)] = FixedFunction(fused, worker.batch_signature() + [tf.TensorSpec([], tf.float32)],
+                                                jit_compile=self._jit_compile)
+
+    def is_attached(self, worker) -> bool:
+        return id(worker) in self._fused
+
+    def train(self, worker, learning_rate: float) -> Dict[str, Any]:
+        """One rollout of an attached worker, its gradient applied in the same compiled call;
+        returns the worker's stats plus `grad_norm` and `version`."""
+        episodes = worker.collect()
+        with self.lock:
+            weights, norm, metrics, returns = self._fused[id(worker)](*worker.batch(), np.float32(learning_rate))
+            self.version += 1
+            version = self.version
+        worker.set_weights(self.layout.unpack(weights.numpy()))
+        stats = worker.summarize(episodes, metrics, returns)
+        stats.update(grad_norm=float(norm), version=version)
+        return stats
 
     def get_weights(self) -> Weights:
         """The current weights (one consistent version)."""

@@ -7,9 +7,11 @@ numpy arrays (`compute_gradients`), so any backend can move it and its messages 
 
 Per rollout the TF cost is one compiled call: acting runs a numpy forward pass of the
 local weights (they are frozen between pulls; `tlrl.numpy_policy`), and the n-step returns,
-the loss and its gradients are computed in one `tf.function` with fixed shapes. Networks
-that have no numpy forward pass (convolutions, Keras models) act with one compiled TF call
-per vector step instead.
+the loss and its gradients are computed in one compiled function with fixed shapes
+(`FixedFunction`: traced once, never retraced). Networks that have no numpy forward pass
+(convolutions, Keras models) act with one compiled TF call per vector step instead. A worker
+whose model is the learner's own (one worker, same process) is trained by
+`Learner.train`, which fuses the gradient and the update into that one call.
 """
 from __future__ import annotations
 
@@ -171,9 +173,10 @@ class GradientWorker:
         self._signals = np.zeros((3, T, N), np.float32)
         self.layout = FlatLayout.of(self.variables)
         self._np_policy, self._np_order = _numpy_policy(self.model, self.variables)
-        signature = [self.layout.spec(), tensor_spec(self.observation_space, (2, T, N), input_dtype),
-                     tensor_spec(self.action_space, (T, N), action_dtype), tf.TensorSpec((3, T, N), tf.float32)]
-        self._grad_fn = FixedFunction(self._gradients, signature, jit_compile=jit_compile)
+        self.metric_names: List[str] = []  # set when the loss is traced
+        self.shares_variables = False  # True once a local Learner trains this worker's variables directly
+        self._grad_fn = FixedFunction(self._gradients, [self.layout.spec()] + self.batch_signature(),
+                                      jit_compile=jit_compile)
         if self._np_policy is None:  # TF acting: one compiled call per vector step
             self._act_fn = FixedFunction(self._act_tf, [
                 tensor_spec(self.observation_space, (N,), input_dtype), tf.TensorSpec([2], tf.int32)])
@@ -196,7 +199,7 @@ class GradientWorker:
         self._flat_weights = self.layout.pack(self._weights)
         if self._np_policy is not None:
             self._np_policy._weights = [self._weights[i] for i in self._np_order]
-        else:
+        elif not self.shares_variables:
             self._assign_fn(self._flat_weights)
 
     def _assign(self, flat_weights):
@@ -223,8 +226,15 @@ class GradientWorker:
         `episode_returns` / `episode_lengths` (episodes finished in this rollout) and every
         loss metric as a float.
         """
+        episodes = self.collect()
+        grads, metrics, returns = self._grad_fn(self._flat_weights, *self.batch())
+        return self.layout.unpack(grads.numpy()), self.summarize(episodes, metrics, returns)
+
+    def collect(self) -> Dict[str, List]:
+        """Act `n_steps` in every env with the current weights, filling the rollout storage
+        (`batch()`); returns the episodes that ended (`episode_returns`, `episode_lengths`)."""
         if self._weights is None:
-            raise RuntimeError("GradientWorker.compute_gradients called before set_weights")
+            raise RuntimeError("GradientWorker: set_weights must be called before the first rollout")
         ended_returns: List[float] = []
         ended_lengths: List[int] = []
         space = self.action_space
@@ -243,17 +253,31 @@ class GradientWorker:
                 ended_lengths += (self.tracker.lengths[done] + 1).tolist()
             ended_returns += self.tracker.update(rewards, done)
             self._obs = next_obs
-        grads, metrics, returns = self._grad_fn(self._flat_weights, self._obs_pair, self._act_buf, self._signals)
-        self.last_returns = returns.numpy()
-        values = metrics.numpy()
-        stats: Dict[str, Any] = {name: float(v) for name, v in zip(self._metric_names, values)}
-        stats.update(steps=self.steps_per_rollout, episode_returns=ended_returns, episode_lengths=ended_lengths)
-        return self.layout.unpack(grads.numpy()), stats
+        return {"episode_returns": ended_returns, "episode_lengths": ended_lengths}
 
-    def _gradients(self, flat_weights, obs_pair, actions, signals):
-        """Assign the weights, compute the n-step returns and the gradients of `loss_fn` (one compiled call)."""
-        for v, w in zip(self.variables, self.layout.unpack_tf(flat_weights)):
-            v.assign(w)
+    def batch(self) -> tuple:
+        """The last rollout as compiled-call arguments: `(obs_pair [2, T, N, ...], actions [T, N, ...],
+        signals [3, T, N] = rewards, terminated, truncated)`."""
+        return self._obs_pair, self._act_buf, self._signals
+
+    def batch_signature(self) -> list:
+        """`tf.TensorSpec`s of `batch()`."""
+        T, N = self.n_steps, self.n_envs
+        return [tensor_spec(self.observation_space, (2, T, N), input_dtype),
+                tensor_spec(self.action_space, (T, N), action_dtype), tf.TensorSpec((3, T, N), tf.float32)]
+
+    def summarize(self, episodes: Dict[str, List], metrics: tf.Tensor, returns: tf.Tensor) -> Dict[str, Any]:
+        """The stats of a rollout from its episodes and the compiled call's metrics vector and returns."""
+        self.last_returns = returns.numpy()
+        stats: Dict[str, Any] = {name: float(v) for name, v in zip(self.metric_names, metrics.numpy())}
+        stats.update(steps=self.steps_per_rollout, **episodes)
+        return stats
+
+    def loss_gradients(self, obs_pair, actions, signals):
+        """Graph code: n-step returns, `loss_fn` and its gradients for the model's current variables.
+
+        Returns `(gradients list, metrics vector [len(metric_names)], returns [T, N])`.
+        """
         T, N = self.n_steps, self.n_envs
         n = T * N
         obs = tf.nest.map_structure(lambda x: x[0], obs_pair)
@@ -265,8 +289,14 @@ class GradientWorker:
             loss, metrics = self.loss_fn(dist, values, _flatten_time(actions, n), tf.reshape(returns, [n]))
         grads = tape.gradient(loss, self.variables)
         grads = [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g) for g, v in zip(grads, self.variables)]
-        self._metric_names = sorted(metrics)
-        metrics = tf.stack([tf.cast(metrics[k], tf.float32) for k in self._metric_names])
+        self.metric_names = sorted(metrics)
+        return grads, tf.stack([tf.cast(metrics[k], tf.float32) for k in self.metric_names]), returns
+
+    def _gradients(self, flat_weights, obs_pair, actions, signals):
+        """Assign the weights, then `loss_gradients` (one compiled call); gradients packed flat."""
+        for v, w in zip(self.variables, self.layout.unpack_tf(flat_weights)):
+            v.assign(w)
+        grads, metrics, returns = self.loss_gradients(obs_pair, actions, signals)
         return self.layout.pack_tf(grads), metrics, returns
 
     def close(self) -> None:
