@@ -235,6 +235,19 @@ class DDPG(OffPolicyAgent):
         self._update_fn = tf.function(self._update, input_signature=signature, jit_compile=self.config.jit_compile)
         self._policy_fn = tf.function(self.actor.__call__, input_signature=[obs_signature(obs_space)],
                                       jit_compile=self.config.jit_compile)
+        self._update_call = self._policy_call = None  # their concrete functions, traced on first use
+
+    def _update_concrete(self, *args):
+        """Call the update's concrete function: skips tf.function's per-call signature matching (~0.3 ms)."""
+        if self._update_call is None:
+            self._update_call = self._update_fn.get_concrete_function()
+        return self._update_call(*args)
+
+    def _policy(self, obs) -> np.ndarray:
+        """mu(obs) for a batch of observations, through the policy's concrete function."""
+        if self._policy_call is None:
+            self._policy_call = self._policy_fn.get_concrete_function()
+        return self._policy_call(to_tf_obs(self.observation_space, obs)).numpy()
 
     def _scale(self, action: tf.Tensor) -> tf.Tensor:
         """Env-unit actions -> [-1, 1] (what the critics see)."""
@@ -295,7 +308,7 @@ class DDPG(OffPolicyAgent):
             return stack(field)
 
         space = self.observation_space
-        metrics, actions = self._update_fn(
+        metrics, actions = self._update_concrete(
             to_tf_obs(space, stack_obs("obs")), stack("action").astype(np.float32, copy=False),
             stack("reward"), to_tf_obs(space, stack_obs("next_obs")), stack("discount"),
             to_tf_obs(space, self._obs))
@@ -308,14 +321,14 @@ class DDPG(OffPolicyAgent):
         if self.fused_acting and self._cached is not None and self._cached[0] is obs_batch:
             mu = self._cached[1]
         else:
-            mu = self._policy_fn(to_tf_obs(self.observation_space, obs_batch)).numpy()
+            mu = self._policy(obs_batch)
         self._cached = None
         if self.noise is not None:
             mu = mu + self.noise()
         return np.clip(mu, self._low, self._high)
 
     def _act_batch(self, obs, deterministic: bool) -> np.ndarray:
-        mu = self._policy_fn(to_tf_obs(self.observation_space, obs)).numpy()
+        mu = self._policy(obs)
         if not deterministic and self.config.noise_sigma > 0:
             mu = mu + self.rng.standard_normal(mu.shape).astype(np.float32) * self.config.noise_sigma * self._half
         return np.clip(mu, self._low, self._high)

@@ -176,3 +176,30 @@ def test_noise_is_in_units_of_half_the_action_range_and_resets_at_episode_end():
     np.testing.assert_allclose(agent.noise.sigma, [1.0])  # Pendulum actions are in [-2, 2]
     agent.learn(200)  # Pendulum episodes end at 200 steps: the noise process restarts
     np.testing.assert_array_equal(agent.noise.x, 0.0)
+
+
+class _DictPointMass:
+    """tlrl/PointMass-v0 with a Dict observation {"position": [4], "goal": [2]} (a factory for the agent)."""
+
+    def __new__(cls):
+        import gymnasium as gym
+
+        import tlrl.envs  # noqa: F401 - registers tlrl/PointMass-v0
+
+        class DictObs(gym.ObservationWrapper):
+            def __init__(self, env):
+                super().__init__(env)
+                self.observation_space = gym.spaces.Dict({"position": gym.spaces.Box(-1, 1, (4,), np.float32),
+                                                          "goal": gym.spaces.Box(-1, 1, (2,), np.float32)})
+
+            def observation(self, obs):
+                return {"position": obs[:4], "goal": obs[4:]}
+
+        return DictObs(gym.make("tlrl/PointMass-v0"))
+
+
+def test_dict_observations_train_and_act():
+    agent = DDPG(_DictPointMass, seed=0, **TINY)
+    agent.learn(60)
+    obs = {"position": np.zeros((2, 4), np.float32), "goal": np.ones((2, 2), np.float32)}
+    assert agent.act(obs, deterministic=True).shape == (2, 2)
