@@ -259,7 +259,7 @@ class PPO(BaseAgent):
         self.model(dummy)  # create the variables eagerly
         self.optimizer = Adam(self._lr(0.0), max_grad_norm=c.max_grad_norm)
         self.optimizer.build(self.model.trainable_variables)
-        self.buffer = RolloutBuffer(c.n_steps, self.n_envs, self._stored_obs_space(), self.action_space,
+        self.buffer = RolloutBuffer(c.n_steps, self.n_envs, self._stored_obs_space(), self._policy_action_space(),
                                     gamma=c.gamma, gae_lambda=c.gae_lambda)
         self.episode_tracker = EpisodeTracker(self.n_envs)
         self.obs_normalizers = _make_obs_normalizers(self.observation_space, c.clip_obs) if c.normalize_obs else {}
@@ -269,6 +269,15 @@ class PPO(BaseAgent):
         self._last_obs = None  # the current observations of the training envs, normalized
         self._build_acting()
         self._build_update()
+
+    def _policy_action_space(self) -> gym.Space:
+        """Actions as the policy samples (and the buffer stores) them: Box flattened, discrete ones from 0."""
+        space = self.action_space
+        if isinstance(space, gym.spaces.Box):
+            return gym.spaces.Box(space.low.reshape(-1), space.high.reshape(-1), dtype=np.float32)
+        if isinstance(space, gym.spaces.Discrete):
+            return gym.spaces.Discrete(int(space.n))
+        return gym.spaces.MultiDiscrete(space.nvec)
 
     def _stored_obs_space(self) -> gym.Space:
         """The rollout buffer's observation space: normalized keys become float32 Boxes."""
@@ -347,11 +356,13 @@ class PPO(BaseAgent):
         return self._env_actions(action)
 
     def _env_actions(self, action: np.ndarray) -> np.ndarray:
-        """What the env receives: Box actions clipped to the bounds (the unclipped sample is what is stored)."""
+        """What the env receives for policy actions (leading batch dim): Box actions reshaped and clipped to
+        the bounds (the unclipped sample is what is stored), discrete ones shifted by the space's `start`."""
         space = self.action_space
         if isinstance(space, gym.spaces.Box):
+            action = np.reshape(action, (-1,) + space.shape)
             return np.clip(action, space.low, space.high).astype(space.dtype)
-        return np.asarray(action).astype(space.dtype)
+        return (np.asarray(action) + space.start).astype(space.dtype)
 
     # ----- normalization -----------------------------------------------------------------------
     def _normalize_obs(self, obs, update: bool = False):
@@ -439,7 +450,7 @@ class PPO(BaseAgent):
         self._fused_call = None  # its concrete function, made on first use: calling it skips ~1 ms of dispatch
 
     def _action_shape(self) -> Tuple[int, ...]:
-        return tuple(self.action_space.shape)
+        return tuple(self._policy_action_space().shape)
 
     def _action_dtype(self) -> tf.DType:
         return tf.float32 if isinstance(self.action_space, gym.spaces.Box) else tf.int64

@@ -157,3 +157,12 @@ def test_unsupported_modules_say_so():
     gelu(tf.zeros([1, 2]))
     with pytest.raises(NumpyUnsupported, match="gelu"):
         NumpyModule(gelu)
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    import tlrl.numpy_policy as module
+
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0 and result.attempted >= 5

@@ -99,13 +99,16 @@ class NumpyCategorical:
 
     def sample_and_log_prob(self, rng: np.random.Generator):
         """A sample and its log-probability, sharing the softmax (one call per acting step)."""
-        z = self.logits - self.logits.max(axis=-1, keepdims=True)
+        n = self.logits.shape[-1]
+        z = self.logits.reshape(-1, n)  # [rows, n]
+        z = z - z.max(axis=-1, keepdims=True)
         cdf = np.cumsum(np.exp(z), axis=-1)
-        total = cdf[..., -1:]
-        u = rng.random(total.shape) * total
-        a = np.minimum((cdf <= u).sum(axis=-1), cdf.shape[-1] - 1)
-        log_p = np.take_along_axis(z, a[..., None], axis=-1) - np.log(total)
-        return a.astype(np.int64), self._reduce(log_p[..., 0]).astype(np.float32)
+        total = cdf[:, -1]
+        u = rng.random(len(total)) * total
+        a = np.minimum((cdf <= u[:, None]).sum(axis=-1), n - 1)
+        log_p = z[np.arange(len(a)), a] - np.log(total)
+        shape = self.logits.shape[:-1]
+        return a.reshape(shape).astype(np.int64), self._reduce(log_p.reshape(shape)).astype(np.float32)
 
     def _reduce(self, x: np.ndarray) -> np.ndarray:
         return x

@@ -55,6 +55,26 @@ class CountingEnv(gym.Env):
         return np.array([self.t / 10], np.float32), 1.0, False, self.t >= 3, {}
 
 
+class OddActionsEnv(gym.Env):
+    """A Discrete action space that starts at -1, or a 2-D Box action space; 4 steps per episode."""
+
+    observation_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+
+    def __init__(self, box: bool = False):
+        self.box = box
+        self.action_space = gym.spaces.Box(-1.0, 1.0, (2, 2), np.float32) if box else gym.spaces.Discrete(3, start=-1)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return np.zeros(2, np.float32), {}
+
+    def step(self, action):
+        assert self.action_space.contains(action), action
+        self.t += 1
+        return np.full(2, 0.1 * self.t, np.float32), 0.0, False, self.t >= 4, {}
+
+
 class MultiBinaryEnv(gym.Env):
     observation_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
     action_space = gym.spaces.MultiBinary(3)
@@ -94,6 +114,19 @@ def test_short_run_gives_finite_losses(env, extra):
     if isinstance(agent.action_space, gym.spaces.Box):  # act() returns what the env accepts
         assert np.all(np.abs(agent.act(obs)) <= 2.0)
     assert agent._fused_update.experimental_get_tracing_count() == 1  # 3 updates, one trace
+
+
+@pytest.mark.parametrize("box", [False, True], ids=["discrete-start--1", "box-2x2"])
+def test_actions_reach_the_env_in_its_own_space(box):
+    agent = PPO(OddActionsEnv, env_kwargs={"box": box}, seed=0, n_envs=1, n_steps=8, batch_size=8, n_epochs=1,
+                jit_compile=False)
+    agent.learn(8)  # the env asserts every action it gets is in its space
+    obs = np.zeros((3, 2), np.float32)
+    actions = agent.act(obs, deterministic=True)
+    assert actions.shape == (3,) + agent.action_space.shape
+    assert all(agent.action_space.contains(a) for a in actions)
+    if not box:
+        np.testing.assert_array_equal(agent._env_actions(np.array([0, 1, 2])), [-1, 0, 1])
 
 
 def test_learn_continues_counting_and_callback_false_stops():
@@ -272,3 +305,12 @@ def test_learns_cartpole():
     agent.learn(30_000)
     mean, _ = agent.evaluate(10)
     assert mean >= 200, mean
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    import tlrl.algorithms.ppo as module
+
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0 and result.attempted >= 4
