@@ -166,11 +166,14 @@ def huber(x, delta: float = 1.0):
     return tf.where(a <= delta, 0.5 * tf.square(x), delta * (a - 0.5 * delta))
 
 
-def dqn_loss(q_net, target_net, obs, action, reward, next_obs, discount, weights, *, double_q: bool, loss: str):
-    """Importance-weighted TD loss of one batch; returns (loss, (td_error [B], metrics))."""
+def dqn_loss(q_net, obs, action, reward, next_obs, discount, weights, next_q_target, *, double_q: bool, loss: str):
+    """Importance-weighted TD loss of one batch; returns (loss, (td_error [B], metrics)).
+
+    `next_q_target` = Q_target(next_obs) [B, n] comes in precomputed: the target network is fixed
+    during a training phase, so `make_update` evaluates it for all k batches in one large call.
+    """
     q = q_net(obs)  # [B, n]
     q_a = tf.gather(q, action, batch_dims=1)  # [B]
-    next_q_target = target_net(next_obs)
     next_q_online = q_net(next_obs) if double_q else None
     y = tf.stop_gradient(td_target(reward, discount, next_q_target, next_q_online))
     td = y - q_a
@@ -204,15 +207,19 @@ def make_update(q_net, target_net, optimizer: Adam, observation_space: gym.Space
         trace_counter["update"] = trace_counter.get("update", 0) + 1  # runs only when tracing
         for t, v in zip(target_vars, variables):  # exact: mix = 1 copies, mix = 0 keeps the target
             t.assign(mix * v + (1.0 - mix) * t)
-        k = tf.shape(reward)[0]
+        k, batch = tf.shape(reward)[0], tf.shape(reward)[1]
+        # the target is fixed for the whole phase: Q_target(s') of all k batches in one call, [k, B, n]
+        flat_next = tf.nest.map_structure(lambda x: tf.reshape(x, [-1] + x.shape[2:].as_list()), next_obs)
+        next_q_target = target_net(flat_next)
+        next_q_target = tf.reshape(next_q_target, [k, batch, -1])
         tds = tf.TensorArray(tf.float32, size=k)
         totals = {name: tf.constant(0.0) for name in ("loss", "q_mean", "td_abs", "grad_norm")}
         for j in tf.range(k):
             pick = lambda x: x[j]  # noqa: E731
             with tf.GradientTape() as tape:
                 value, (td, metrics) = dqn_loss(
-                    q_net, target_net, tf.nest.map_structure(pick, obs), action[j], reward[j],
-                    tf.nest.map_structure(pick, next_obs), discount[j], weights[j], double_q=double_q, loss=loss)
+                    q_net, tf.nest.map_structure(pick, obs), action[j], reward[j], tf.nest.map_structure(pick, next_obs),
+                    discount[j], weights[j], next_q_target[j], double_q=double_q, loss=loss)
             grads = tape.gradient(value, variables)
             metrics = dict(metrics, grad_norm=optimizer.apply(grads, variables))
             tds = tds.write(j, td)
