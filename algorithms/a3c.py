@@ -5,12 +5,15 @@ Methods for Deep Reinforcement Learning", ICML. https://arxiv.org/abs/1602.01783
 
 `n_workers` workers each act in their own env copy for `n_steps` steps (the paper's t_max)
 with their local weights, compute the gradient of the n-step advantage actor-critic loss,
-push it to the shared parameters and pull the fresh weights. Workers run on threads
-(`tlrl.workers.run_threads`); the machinery (`GradientWorker`, `Learner`) only exchanges
-numpy arrays, so other backends can reuse it. With `n_workers=1` training is synchronous
-(the same loop in the caller's thread): n-step advantage actor-critic, A2C-like, and two
-runs with the same seed are identical. With more workers the order in which gradients
-arrive depends on thread scheduling, so seeded runs differ from one another.
+push it to the shared parameters and pull the fresh weights. Workers run where `backend`
+says (`tlrl.runner`): on threads (the default), in processes, in Ray actors (on this machine
+or a cluster), or all in the caller's thread, in turn ("sync"); only numpy arrays travel
+between a worker and the learner. With `n_workers=1` training is synchronous (the same loop
+in the caller's thread): n-step advantage actor-critic, A2C-like, and two runs with the same
+seed are identical; so are runs with `backend="sync"`. With more asynchronous workers the
+order in which gradients arrive depends on scheduling, so seeded runs differ. A worker that
+raises or dies is restarted (up to `max_worker_restarts` per `learn` call); its unfinished
+rollout is dropped.
 
 Speed: workers act with a numpy forward pass of their weights (frozen between pulls) and
 compute returns, loss and gradients in one compiled call per rollout; the learner applies a
@@ -42,8 +45,10 @@ from tlrl.episodes import EpisodeTracker
 from tlrl.hyperparams import require
 from tlrl.modules import ValueHead, make_policy_head, make_torso
 from tlrl.optim import Adam
+from tlrl.runner.gradient import run_gradient_workers, run_local
+from tlrl.runner.pools import BACKENDS, make_pool
 from tlrl.schedules import make_schedule
-from tlrl.workers import GradientWorker, Learner, run_inline, run_threads
+from tlrl.workers import GradientWorker, Learner
 from tlrl.workers.worker import _cast_obs, _numpy_policy, input_dtype, tensor_spec
 
 
@@ -52,7 +57,7 @@ from tlrl.workers.worker import _cast_obs, _numpy_policy, input_dtype, tensor_sp
 class A3CConfig:
     """Hyperparameters of A3C (SB3 A2C names where they exist)."""
 
-    #: workers acting and pushing gradients asynchronously (threads); 1 = synchronous and deterministic.
+    #: workers acting and pushing gradients asynchronously; 1 = synchronous and deterministic.
     n_workers: int = 2
     #: envs per worker (a small vector env; the paper used 1).
     n_envs: int = 1
@@ -80,6 +85,12 @@ class A3CConfig:
     adam_eps: float = 1e-5
     #: compile the worker gradient step and the learner update with XLA.
     jit_compile: bool = False
+    #: where workers run: "thread", "process", "ray", or "sync" (in the caller's thread, in turn: deterministic).
+    backend: str = "thread"
+    #: worker restarts allowed per learn call; the next failure stops training with WorkerError.
+    max_worker_restarts: int = 3
+    #: backend "ray": address of a running cluster ("auto", "host:6379"); None starts a local Ray on 127.0.0.1.
+    ray_address: Optional[str] = None
 
     def __post_init__(self):
         self.net_arch = tuple(self.net_arch)
@@ -96,6 +107,9 @@ class A3CConfig:
         require(len(self.net_arch) >= 1 and all(h > 0 for h in self.net_arch),
                 f"net_arch must list positive layer sizes, got {self.net_arch}")
         make_schedule(self.learning_rate, "learning_rate")
+        require(self.backend in BACKENDS, f"backend must be one of {', '.join(repr(b) for b in BACKENDS)}, "
+                                          f"got {self.backend!r}")
+        require(self.max_worker_restarts >= 0, f"max_worker_restarts must be >= 0, got {self.max_worker_restarts}")
 
 
 # ----- networks -----------------------------------------------------------------------
@@ -110,25 +124,20 @@ class ActorCritic(tf.Module):
             observation_space, hidden=tuple(net_arch), activation=activation)
         self.pi_head = make_policy_head(action_space)
         self.vf_head = ValueHead()
-        dummy = _cast_obs(_batch_of_one(observation_space.sample()), observation_space)
-        self(tf.nest.map_structure(tf.constant, dummy))  # create the variables now
+        dummy = tf.nest.map_structure(lambda spec: tf.zeros(spec.shape, spec.dtype),
+                                      tensor_spec(observation_space, (1,), input_dtype))
+        self(dummy)  # create the variables now
 
     def __call__(self, obs):
         features = self.pi_torso(obs)
         values = self.vf_head(features if self.vf_torso is self.pi_torso else self.vf_torso(obs))
-        return self.pi_head(features), values  # dist over [B] actions, [B]
+        return self.pi_head(features), values  # a distribution with batch shape [B], values [B]
 
     def value(self, obs) -> tf.Tensor:
         return self.vf_head(self.vf_torso(obs))
 
     def policy_parts(self) -> tuple:
         return self.pi_torso, self.pi_head
-
-
-def _batch_of_one(x):
-    if isinstance(x, dict):
-        return {k: _batch_of_one(v) for k, v in x.items()}
-    return np.asarray(x)[None]
 
 
 # ----- loss -----------------------------------------------------------------------------
@@ -156,7 +165,7 @@ def a2c_loss(dist, values, actions, returns, *, ent_coef: float, vf_coef: float,
 
 # ----- agent ------------------------------------------------------------------------------
 class A3C(BaseAgent):
-    """Asynchronous advantage actor-critic (Mnih et al., 2016) with thread workers.
+    """Asynchronous advantage actor-critic (Mnih et al., 2016) with workers on threads, processes or Ray.
 
     Args:
         env: env id, "package.module:Class", factory, or (with one worker and one env) an instance.
@@ -177,6 +186,9 @@ class A3C(BaseAgent):
             raise ValueError(
                 f"A3C with n_workers={self.config.n_workers} and n_envs={self.config.n_envs} needs one env per worker "
                 f"and env; pass an env id, 'package.module:Class' or a factory instead of an env instance.")
+        if isinstance(self.env_spec, gym.Env) and self.config.backend in ("process", "ray"):
+            raise ValueError(f"A3C with backend={self.config.backend!r} builds each worker's env in the worker; pass "
+                             f"an env id or 'package.module:Class' instead of an env instance.")
 
     def _build(self) -> None:
         c = self.config
@@ -188,7 +200,10 @@ class A3C(BaseAgent):
         self.learner = Learner(self.network.trainable_variables, self.optimizer, jit_compile=c.jit_compile)
         self._loss_fn = functools.partial(a2c_loss, ent_coef=c.ent_coef, vf_coef=c.vf_coef,
                                           normalize_advantage=c.normalize_advantage)
-        self.workers: list = []
+        self.workers: list = []  # in-process workers, kept across learn calls (their envs continue)
+        self._worker_seeds: list = []
+        #: the worker pool of the current (or last) `learn` call, for inspection.
+        self.pool = None
         self.episode_tracker = EpisodeTracker(c.n_workers * c.n_envs)
         # Acting on the shared network: numpy forward pass, re-synced when the weights changed.
         self._np_policy, _ = _numpy_policy(self.network, self.network.trainable_variables)
@@ -215,21 +230,38 @@ class A3C(BaseAgent):
             return self._act_tf(_cast_obs(obs, self.observation_space), tf.constant(deterministic), seed).numpy()
 
     # ----- training -----------------------------------------------------------------------
-    def _make_workers(self) -> None:
+    def _worker_factory(self, seed: Optional[int], shared: bool = False) -> Callable[[], GradientWorker]:
+        """A picklable zero-argument factory of one worker (its env and network built where it is called)."""
         c = self.config
         from tlrl.envs import make_vector_env
 
-        # One worker trains the shared network itself (gradient and update fused in one call);
-        # several get their own copies and exchange numpy arrays with the learner.
-        model_fn = (lambda: self.network) if c.n_workers == 1 else self._model_fn
-        for i in range(c.n_workers):
-            seed = None if self.seed is None else int(self.rng.integers(0, 2**31 - 1))
-            if isinstance(self.env_spec, gym.Env):
-                env_fn = functools.partial(make_vector_env, self.env_spec, 1, seed=seed)
-            else:
-                env_fn = functools.partial(make_vector_env, self.env_spec, c.n_envs, seed=seed, kwargs=self.env_kwargs)
-            self.workers.append(GradientWorker(env_fn, model_fn, self._loss_fn, n_steps=c.n_steps,
-                                               gamma=c.gamma, seed=seed, jit_compile=c.jit_compile))
+        if isinstance(self.env_spec, gym.Env):
+            env_fn = functools.partial(make_vector_env, self.env_spec, 1, seed=seed)
+        else:
+            env_fn = functools.partial(make_vector_env, self.env_spec, c.n_envs, seed=seed, kwargs=self.env_kwargs)
+        # One local worker trains the shared network itself (gradient and update fused in one call);
+        # the others get their own copies and exchange numpy arrays with the learner.
+        model_fn = (lambda: self.network) if shared else self._model_fn
+        return functools.partial(GradientWorker, env_fn, model_fn, self._loss_fn, n_steps=c.n_steps, gamma=c.gamma,
+                                 seed=seed, jit_compile=c.jit_compile)
+
+    def _seeds(self, n: int) -> list:
+        return [None if self.seed is None else int(self.rng.integers(0, 2**31 - 1)) for _ in range(n)]
+
+    def _local_worker(self, i: int, attempt: int) -> GradientWorker:
+        """In-process worker `i`: the kept one, or a new one after a failure (re-seeded per attempt)."""
+        if attempt == 0 and self.workers[i] is not None:
+            return self.workers[i]
+        base = self._worker_seeds[i]
+        seed = None if base is None else (base + 7919 * attempt) % (2**31 - 1)
+        self.workers[i] = self._worker_factory(seed, shared=self.config.n_workers == 1)()
+        return self.workers[i]
+
+    def _make_workers(self) -> None:
+        self._worker_seeds = self._seeds(self.config.n_workers)
+        self.workers = [None] * self.config.n_workers
+        for i in range(self.config.n_workers):
+            self._local_worker(i, 0)
 
     def learn(self, total_steps: int, callback: Optional[Callable[..., Any]] = None) -> "A3C":
         """Train for `total_steps` more env steps (all workers together), then return self.
@@ -237,14 +269,16 @@ class A3C(BaseAgent):
         `callback(agent, info)` runs in the calling thread after every applied update with
         `num_timesteps`, `metrics` (loss terms, grad_norm, learning_rate, steps_per_second),
         `episode_returns` (episodes finished in that rollout), `worker` and `version`;
-        returning False stops training. An exception in a worker stops all of them and is
-        raised here as `tlrl.workers.WorkerError`.
+        returning False stops training. A worker that raises, or whose process or actor dies,
+        is restarted with its rollout dropped (at most `max_worker_restarts` times per call);
+        the next failure stops all workers and is raised as `tlrl.runner.WorkerError`.
+        Workers in processes or Ray actors are started by each call and stopped at its end.
         """
         if isinstance(total_steps, bool) or not isinstance(total_steps, (int, np.integer)) or total_steps < 0:
             raise ValueError(f"total_steps must be a non-negative integer, got {total_steps!r}")
         if total_steps == 0:
             return self
-        if not self.workers:
+        if not self.workers and self.config.backend in ("sync", "thread"):
             self._make_workers()
         start_steps, start_time = self.num_timesteps, time.perf_counter()
 
@@ -264,17 +298,34 @@ class A3C(BaseAgent):
             return callback(self, {"num_timesteps": self.num_timesteps, "metrics": metrics,
                                    "episode_returns": returns, "worker": stats["worker"], "version": stats["version"]})
 
-        lr = self.learning_rate_fn
-        if len(self.workers) == 1:
-            run_inline(self.workers[0], self.learner, int(total_steps), on_update, lr)
-        else:
-            run_threads(self.workers, self.learner, int(total_steps), on_update, lr, name="tlrl-a3c-worker")
+        c, lr, total = self.config, self.learning_rate_fn, int(total_steps)
+        if c.backend in ("sync", "thread") and c.n_workers == 1:
+            self.pool = None
+            run_local(lambda attempt: self._local_worker(0, attempt), self.learner, total, on_update, lr,
+                      max_worker_restarts=c.max_worker_restarts)
+            return self
+        if c.backend in ("sync", "thread"):  # workers kept in this process across learn calls
+            def make_factory(i: int, attempt: int):
+                return functools.partial(self._local_worker, i, attempt)
+
+            self.pool = make_pool(c.backend, make_factory, c.n_workers, close_workers=False, name="tlrl-a3c-worker")
+        else:  # workers built in their process / actor for this call, from picklable factories
+            seeds = self._seeds(c.n_workers)
+
+            def make_factory(i: int, attempt: int):
+                return self._worker_factory(None if seeds[i] is None else (seeds[i] + 7919 * attempt) % (2**31 - 1))
+
+            self.pool = make_pool(c.backend, make_factory, c.n_workers, name="tlrl-a3c-worker",
+                                  ray_address=c.ray_address)
+        run_gradient_workers(self.pool, self.learner, total, on_update, lr, steps_per_rollout=c.n_steps * c.n_envs,
+                             max_worker_restarts=c.max_worker_restarts)
         return self
 
     def close(self) -> None:
-        """Close the workers' envs."""
+        """Close the in-process workers' envs (workers in processes or Ray actors stop at the end of each learn)."""
         for w in self.workers:
-            w.close()
+            if w is not None:
+                w.close()
         self.workers = []
 
     # ----- persistence -----------------------------------------------------------------

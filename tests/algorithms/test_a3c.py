@@ -332,3 +332,12 @@ def test_fused_single_worker_step_equals_gradient_then_apply():
         results.append(learner.get_weights())
     for a, b in zip(*results):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("env_id", ["tlrl/PointMass-v0", "tlrl/GoalGrid-v0"])
+def test_box_actions_and_dict_observations_train(env_id):
+    agent = A3C(env_id, seed=0, n_workers=2, n_envs=2, n_steps=4, net_arch=[16])
+    agent.learn(64)
+    assert agent.num_timesteps == 64
+    obs = agent._probe_env.observation_space.sample()
+    assert agent.action_space.contains(agent._to_env_action(agent.act(obs)))
