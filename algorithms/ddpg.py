@@ -32,7 +32,7 @@ observations with the new weights, so the next env step needs no TF call of its 
 from __future__ import annotations
 
 import dataclasses
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import gymnasium as gym
 import numpy as np
@@ -168,6 +168,10 @@ class DDPG(OffPolicyAgent):
     Config = DDPGConfig
     #: Compute mu(current obs) inside the update call (saves one TF call per env step; the benchmark turns it off).
     fused_acting: bool = True
+    #: Gradient steps per call up to which the update is unrolled rather than looped.
+    UNROLL = 2
+    #: What `_train` reports (averages over its gradient steps).
+    METRICS = ("critic_loss", "actor_loss", "q_mean", "critic_grad_norm")
 
     # --- what TD3 changes ---
     def _n_critics(self) -> int:
@@ -226,22 +230,24 @@ class DDPG(OffPolicyAgent):
         self._cached = None  # (obs object, actor action) computed by the last update for the envs' current obs
 
     def _compile(self) -> None:
-        """Compile the update and the policy once, with fixed signatures (no retracing)."""
-        obs_space, act_dim = self.observation_space, self.action_space.shape[0]
-        lead = [None, self.config.batch_size]  # [gradient steps k, batch]
-        signature = [obs_signature(obs_space, lead), tf.TensorSpec(lead + [act_dim], tf.float32),
-                     tf.TensorSpec(lead, tf.float32), obs_signature(obs_space, lead), tf.TensorSpec(lead, tf.float32),
-                     obs_signature(obs_space, [self.n_envs])]
-        self._update_fn = tf.function(self._update, input_signature=signature, jit_compile=self.config.jit_compile)
-        self._policy_fn = tf.function(self.actor.__call__, input_signature=[obs_signature(obs_space)],
+        """Compile the update and the policy with fixed shapes: one trace each in steady state."""
+        self._update_fn = tf.function(self._update, jit_compile=self.config.jit_compile)
+        self._policy_fn = tf.function(self.actor.__call__, input_signature=[obs_signature(self.observation_space)],
                                       jit_compile=self.config.jit_compile)
-        self._update_call = self._policy_call = None  # their concrete functions, traced on first use
+        self._update_calls: Dict[int, Callable] = {}  # k -> concrete update function, traced on first use
+        self._policy_call = None
 
     def _update_concrete(self, *args):
-        """Call the update's concrete function: skips tf.function's per-call signature matching (~0.3 ms)."""
-        if self._update_call is None:
-            self._update_call = self._update_fn.get_concrete_function()
-        return self._update_call(*args)
+        """Call the concrete update for k = len(reward) gradient steps (tf.function's per-call matching skipped)."""
+        k = int(args[2].shape[0])
+        if k not in self._update_calls:
+            obs_space, act_dim = self.observation_space, self.action_space.shape[0]
+            lead = [k, self.config.batch_size]
+            self._update_calls[k] = self._update_fn.get_concrete_function(
+                obs_signature(obs_space, lead), tf.TensorSpec(lead + [act_dim], tf.float32),
+                tf.TensorSpec(lead, tf.float32), obs_signature(obs_space, lead), tf.TensorSpec(lead, tf.float32),
+                obs_signature(obs_space, [self.n_envs]))
+        return self._update_calls[k](*args)
 
     def _policy(self, obs) -> np.ndarray:
         """mu(obs) for a batch of observations, through the policy's concrete function."""
@@ -283,20 +289,21 @@ class DDPG(OffPolicyAgent):
         return metrics
 
     def _update(self, obs, action, reward, next_obs, discount, current_obs):
-        """`k = tf.shape(reward)[0]` gradient steps on batches [k, B, ...]; then mu(current_obs) with the new weights.
+        """k gradient steps on batches [k, B, ...]; then mu(current_obs) with the new weights.
 
-        Returns (metrics averaged over the k steps, actions [n_envs, action_dim]).
+        k is static: up to `UNROLL` steps are unrolled (no XLA while loop: about 7% cheaper for k=1), more run
+        in a `tf.range` loop. Returns (metrics averaged over the k steps as a vector in the order of
+        `METRICS`, actions [n_envs, action_dim]).
         """
-        k = tf.shape(reward)[0]
-        keys = ("critic_loss", "q_mean", "critic_grad_norm", "actor_loss")
+        k = int(reward.shape[0])
+        keys = self.METRICS
         sums = {key: tf.constant(0.0) for key in keys}
-        for i in tf.range(k):
+        for i in (range(k) if k <= self.UNROLL else tf.range(k)):
             at = lambda x: x[i]  # noqa: E731
             m = self._gradient_step(tf.nest.map_structure(at, obs), action[i], reward[i],
                                     tf.nest.map_structure(at, next_obs), discount[i])
             sums = {key: sums[key] + m[key] for key in keys}
-        metrics = {key: v / tf.cast(k, tf.float32) for key, v in sums.items()}
-        return metrics, self.actor(current_obs)
+        return tf.stack([sums[key] / k for key in keys]), self.actor(current_obs)
 
     def _train(self, gradient_steps: int) -> Dict[str, float]:
         batches = [self.replay.sample(self.config.batch_size) for _ in range(gradient_steps)]
@@ -313,7 +320,7 @@ class DDPG(OffPolicyAgent):
             stack("reward"), to_tf_obs(space, stack_obs("next_obs")), stack("discount"),
             to_tf_obs(space, self._obs))
         self._cached = (self._obs, actions.numpy())
-        return {k: float(v) for k, v in metrics.items()}
+        return dict(zip(self.METRICS, metrics.numpy().tolist()))
 
     # --- acting ---
     def _explore_actions(self, obs_batch) -> np.ndarray:

@@ -72,26 +72,31 @@ def test_target_bootstraps_on_truncation_not_termination():
 
 
 def test_k_fused_gradient_steps_equal_k_single_steps():
+    """One call of k steps (unrolled for k <= DDPG.UNROLL, a loop above) equals k calls of one step."""
     a = DDPG("Pendulum-v1", seed=5, **XLA)
     b = DDPG("Pendulum-v1", seed=5, **XLA)
     _assert_same(_variables(a), _variables(b))
     rng = np.random.default_rng(0)
-    k, B = 3, TINY["batch_size"]
+    k, B = 5, TINY["batch_size"]
     obs = rng.uniform(-1, 1, (k, B, 3)).astype(np.float32)
     act = rng.uniform(-2, 2, (k, B, 1)).astype(np.float32)
     rew = rng.uniform(-5, 0, (k, B)).astype(np.float32)
     nxt = rng.uniform(-1, 1, (k, B, 3)).astype(np.float32)
     disc = np.where(rng.random((k, B)) < 0.2, 0.0, 0.99).astype(np.float32)
     cur = obs[0, :1]
-    metrics, _ = a._update_fn(obs, act, rew, nxt, disc, cur)
+    split = DDPG.UNROLL
+    m1, _ = a._update_concrete(obs[:split], act[:split], rew[:split], nxt[:split], disc[:split], cur)
+    m2, _ = a._update_concrete(obs[split:], act[split:], rew[split:], nxt[split:], disc[split:], cur)
     losses = []
     for i in range(k):
-        m, _ = b._update_fn(obs[i:i + 1], act[i:i + 1], rew[i:i + 1], nxt[i:i + 1], disc[i:i + 1], cur)
-        losses.append(float(m["critic_loss"]))
+        m, _ = b._update_concrete(obs[i:i + 1], act[i:i + 1], rew[i:i + 1], nxt[i:i + 1], disc[i:i + 1], cur)
+        losses.append(float(m[0]))
     for (name, xs), ys in zip(_variables(a).items(), _variables(b).values()):
         for x, y in zip(xs, ys):
             np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-5, err_msg=name)
-    np.testing.assert_allclose(float(metrics["critic_loss"]), np.mean(losses), rtol=1e-4)
+    assert DDPG.METRICS[0] == "critic_loss"
+    np.testing.assert_allclose(float(m1[0]), np.mean(losses[:split]), rtol=1e-4)
+    np.testing.assert_allclose(float(m2[0]), np.mean(losses[split:]), rtol=1e-4)
 
 
 def test_the_update_computes_the_next_action_with_the_new_weights():
