@@ -67,6 +67,11 @@ class Learner:
             version = self.version
         return self.layout.unpack(weights.numpy()), {"grad_norm": float(norm), "version": version}
 
+    def get_flat_weights(self) -> np.ndarray:
+        """The current weights as one flat float32 vector (one consistent version)."""
+        with self.lock:
+            return self.layout.pack([v.numpy() for v in self.variables])
+
     # ----- a worker in this process that shares the variables: one call per rollout ------
     def attach(self, worker) -> None:
         """Fuse gradient and update for a `GradientWorker` whose model *is* the shared model

@@ -202,6 +202,10 @@ class GradientWorker:
         elif not self.shares_variables:
             self._assign_fn(self._flat_weights)
 
+    def set_flat_weights(self, flat_weights: np.ndarray) -> None:
+        """`set_weights` from one float32 vector (`layout.pack` of the list); no copy is made."""
+        self.set_weights(self.layout.unpack(np.asarray(flat_weights, np.float32)))
+
     def _assign(self, flat_weights):
         for v, w in zip(self.variables, self.layout.unpack_tf(flat_weights)):
             v.assign(w)
@@ -229,6 +233,14 @@ class GradientWorker:
         episodes = self.collect()
         grads, metrics, returns = self._grad_fn(self._flat_weights, *self.batch())
         return self.layout.unpack(grads.numpy()), self.summarize(episodes, metrics, returns)
+
+    def step(self, flat_weights: np.ndarray) -> Tuple[np.ndarray, Dict[str, Any]]:
+        """One remote-friendly call per rollout: take these weights (one flat vector), act
+        `n_steps`, return `(flat gradients, stats)` (see `compute_gradients`)."""
+        self.set_flat_weights(flat_weights)
+        episodes = self.collect()
+        grads, metrics, returns = self._grad_fn(self._flat_weights, *self.batch())
+        return grads.numpy(), self.summarize(episodes, metrics, returns)
 
     def collect(self) -> Dict[str, List]:
         """Act `n_steps` in every env with the current weights, filling the rollout storage

@@ -1,0 +1,129 @@
+"""A3C's gradient workers on every backend: restarts after a kill or an exception, clean shutdown, config."""
+import logging
+import os
+import signal
+import threading
+
+import numpy as np
+import pytest
+
+from tlrl.algorithms import A3C
+from tlrl.runner import Runner, WorkerError
+
+from .helpers import alive, child_pids
+
+CORRIDOR = "runner.helpers:ShortCorridor"  # a custom env, re-imported by name in worker processes
+SMALL = dict(n_steps=5, n_envs=2, net_arch=(16,))
+
+
+def _a3c_threads():
+    return [t for t in threading.enumerate() if t.name.startswith("tlrl-a3c-worker")]
+
+
+def test_killed_worker_process_is_restarted_and_checkpoints_stay_consistent(tmp_path, caplog):
+    before = child_pids()
+    agent = A3C(CORRIDOR, seed=0, n_workers=2, backend="process", **SMALL)
+    published, pids, saved = {}, {}, []
+    apply = agent.learner.apply
+
+    def recording_apply(grads, learning_rate):
+        weights, info = apply(grads, learning_rate)
+        published[info["version"]] = [w.copy() for w in weights]
+        return weights, info
+
+    agent.learner.apply = recording_apply
+
+    def callback(agent_, info):
+        pool = agent_.pool
+        if not pids and pool.completed[1] >= 2:  # a worker that never worked is not restarted
+            pids["killed"] = pool.info(1)["pid"]
+            pool.kill(1)
+        if pids and not saved and info["version"] >= 10 + min(published):
+            agent_.save(str(tmp_path / "mid"))  # the other worker keeps computing meanwhile
+            saved.append(info["version"])
+
+    with caplog.at_level(logging.WARNING, logger="tlrl.runner"):
+        agent.learn(1000, callback=callback)
+    assert agent.num_timesteps >= 1000
+    assert "worker 1 of 2 (process" in caplog.text and "killed by SIGKILL" in caplog.text
+    assert "its unfinished rollout was dropped and the worker restarted (restart 1 of at most 3)" in caplog.text
+    assert child_pids() == before and not alive(pids["killed"])
+    loaded = A3C.load(str(tmp_path / "mid"))
+    weights = [v.numpy() for v in loaded.network.trainable_variables]
+    version = int(loaded.optimizer.step.numpy())
+    assert all(np.array_equal(a, b) for a, b in zip(weights, published[version])), "a torn checkpoint"
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "learner exception"])
+def test_ctrl_c_or_an_exception_in_the_learner_stops_every_worker_process(how):
+    import tensorflow as tf
+
+    from tlrl.optim import Adam
+    from tlrl.runner import make_pool, run_gradient_workers
+    from tlrl.workers import Learner
+
+    from .helpers import toy_gradient_factory  # workers without TF: the shutdown path is the driver's
+
+    before = child_pids()
+    learner = Learner([tf.Variable(tf.zeros([3]))], Adam(1e-3))
+    pool = make_pool("process", toy_gradient_factory(3), 2)
+    calls = []
+
+    def on_update(stats):
+        calls.append(stats["version"])
+        if len(calls) == 5:
+            if how == "ctrl-c":
+                os.kill(os.getpid(), signal.SIGINT)  # as a terminal's Ctrl-C; workers ignore it
+            else:
+                learner.apply = None  # the learner breaks: the next update raises TypeError
+
+    with pytest.raises(KeyboardInterrupt if how == "ctrl-c" else TypeError):
+        run_gradient_workers(pool, learner, 10**9, on_update, lambda p: 1e-3, steps_per_rollout=10)
+    assert child_pids() == before
+    assert 5 <= len(calls) < 100
+
+
+def test_a_raising_worker_is_restarted_and_the_run_reaches_its_target(caplog):
+    agent = A3C("runner.helpers:FailingEnv", seed=0, n_workers=2, backend="thread", max_worker_restarts=10,
+                env_kwargs={"fail_after": 100}, **SMALL)
+    with caplog.at_level(logging.WARNING, logger="tlrl.runner"):
+        agent.learn(600)
+    assert agent.num_timesteps >= 600
+    assert caplog.text.count("failed with RuntimeError: simulator crashed; its unfinished rollout was dropped") >= 2
+    assert not _a3c_threads()
+    with pytest.raises(WorkerError, match=r"restarted 1 times already in this run \(max_worker_restarts=1\)"):
+        A3C("runner.helpers:FailingEnv", seed=0, n_workers=2, backend="sync", max_worker_restarts=1,
+            env_kwargs={"fail_after": 100}, **SMALL).learn(100_000)
+
+
+def test_sync_backend_runs_several_workers_deterministically():
+    def run():
+        agent = A3C(CORRIDOR, seed=5, n_workers=3, backend="sync", **SMALL)
+        agent.learn(300)
+        return agent
+
+    a, b = run(), run()
+    assert a.num_timesteps == b.num_timesteps == 300 and a.learner.version == 30
+    for x, y in zip(a.network.trainable_variables, b.network.trainable_variables):
+        np.testing.assert_array_equal(x.numpy(), y.numpy())
+
+
+def test_backend_comes_from_the_argument_the_runner_or_the_config(tmp_path):
+    from tlrl.config import load_config_text
+
+    agent = A3C(CORRIDOR, n_workers=2, **SMALL)
+    assert agent.config.backend == "thread"
+    config = load_config_text(f"""
+algo: a3c
+env: {{id: "{CORRIDOR}"}}
+total_steps: 100
+runner: {{backend: process, workers: 3}}
+""")
+    assert config.hyperparameters["backend"] == "process" and config.hyperparameters["n_workers"] == 3
+    with pytest.raises(ValueError, match="backend must be one of 'sync', 'thread', 'process', 'ray'"):
+        A3C(CORRIDOR, backend="mpi")
+    runner = Runner(agent, backend="sync")
+    runner.learn(40)
+    assert agent.num_timesteps == 40 and agent.config.backend == "thread"  # the runner's choice is per call
+    with pytest.raises(ValueError, match="n_workers=2; build it with n_workers=4"):
+        Runner(agent, backend="thread", workers=4)

@@ -1,0 +1,151 @@
+"""Worker pools (sync, thread, process): calls, failures, restarts, clean shutdown; the restart policy."""
+import functools
+import logging
+import signal
+import time
+
+import pytest
+
+from tlrl.runner import Failure, Restarts, StepBudget, WorkerError, make_pool
+
+from .helpers import alive, child_pids, toy_factory
+
+LOCAL = ["sync", "thread", "process"]
+
+
+def _collect(pool, n_events, timeout=30.0):
+    events, deadline = [], time.monotonic() + timeout
+    while len(events) < n_events and time.monotonic() < deadline:
+        events += pool.poll(timeout=1.0)
+    return events
+
+
+@pytest.mark.parametrize("backend", LOCAL)
+def test_calls_come_back_per_worker_and_close_leaves_nothing_running(backend):
+    before = child_pids()
+    pool = make_pool(backend, toy_factory, 2)
+    with pool:
+        pool.start()
+        for i in range(2):
+            pool.submit(i, "echo", [i, "x"])
+        with pytest.raises(RuntimeError, match="already has a call in flight"):
+            pool.submit(0, "echo", 1)
+        events = _collect(pool, 2)
+        assert sorted(ev.index for ev in events) == [0, 1]
+        for ev in events:
+            assert ev.failure is None and ev.value == {"index": ev.index, "attempt": 0, "calls": 1, "x": [ev.index, "x"]}
+        assert pool.completed == [1, 1] and not pool.busy(0)
+        pool.submit(1, "echo", 2)
+        (ev,) = _collect(pool, 1)
+        assert ev.value["calls"] == 2  # the same worker object, with its state
+    assert child_pids() == before
+
+
+@pytest.mark.parametrize("backend", LOCAL)
+def test_a_raising_call_is_a_failure_with_the_workers_traceback_and_restart_gives_a_fresh_worker(backend):
+    with make_pool(backend, toy_factory, 2) as pool:
+        pool.start()
+        pool.submit(1, "fail", "env exploded")
+        (ev,) = _collect(pool, 1)
+        assert ev.index == 1 and ev.failure.kind == "raised"
+        assert ev.failure.message == "RuntimeError: env exploded"
+        assert "in fail" in ev.failure.traceback
+        assert isinstance(ev.failure.exception, RuntimeError)
+        pool.restart(1)
+        pool.submit(1, "echo", None)
+        (ev,) = _collect(pool, 1)
+        assert ev.value["attempt"] == 1 and ev.value["calls"] == 1
+
+
+def test_a_killed_process_is_reported_as_died_and_can_be_replaced():
+    before = child_pids()
+    with make_pool("process", toy_factory, 2) as pool:
+        pool.start()
+        pool.submit(0, "pid")
+        pool.submit(1, "sleep", 30.0)
+        (ev,) = _collect(pool, 1)
+        assert ev.index == 0
+        pool.kill(1)
+        (ev,) = _collect(pool, 1)
+        assert ev.index == 1 and ev.failure.kind == "died" and "killed by SIGKILL" in ev.failure.message
+        old = pool.info(1)["pid"]
+        pool.restart(1)
+        pool.submit(1, "pid")
+        (ev,) = _collect(pool, 1)
+        assert ev.value != old and not alive(old)
+    assert child_pids() == before
+
+
+def test_close_stops_a_worker_in_the_middle_of_a_call():
+    before = child_pids()
+    pool = make_pool("process", toy_factory, 1)
+    pool.join_timeout = 0.5
+    pool.start()
+    pool.submit(0, "sleep", 60.0)
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    pool.close()
+    assert time.monotonic() - t0 < 10.0
+    assert child_pids() == before
+
+
+def test_a_worker_that_cannot_be_built_fails_its_first_call():
+    make = lambda i, attempt: toy_factory(i, attempt, fail_on_build=True)  # noqa: E731 - in-process only
+    with make_pool("thread", make, 1) as pool:
+        pool.start()
+        pool.submit(0, "echo", 1)
+        (ev,) = _collect(pool, 1)
+        assert ev.failure.message == "ValueError: cannot build worker 0"
+
+
+def test_process_workers_need_picklable_factories():
+    make = lambda i, attempt: (lambda: None)  # noqa: E731
+    with make_pool("process", make, 1) as pool:
+        with pytest.raises(TypeError, match="cannot be pickled.*'package.module:Class'"):
+            pool.start()
+
+
+def test_unknown_backend_is_named():
+    with pytest.raises(ValueError, match="'sync', 'thread', 'process', 'ray'"):
+        make_pool("mpi", toy_factory, 1)
+
+
+def test_step_budget_claims_and_releases():
+    budget = StepBudget(10)
+    assert [budget.claim(4), budget.claim(4), budget.claim(4), budget.claim(4)] == [0, 4, 8, None]
+    budget.release(4)
+    assert budget.claim(4) == 8
+
+
+class _FakePool:
+    backend, n = "process", 2
+
+    def __init__(self):
+        self.completed, self.restarted = [1, 0], []
+
+    def restart(self, i):
+        self.restarted.append(i)
+
+
+def test_restart_policy_restarts_up_to_the_limit_then_raises_from_the_workers_exception(caplog):
+    pool = _FakePool()
+    policy = Restarts(pool, 2, what="rollout")
+    exc = RuntimeError("boom")
+    failure = Failure(0, "raised", "RuntimeError: boom", "Traceback ...", exc)
+    with caplog.at_level(logging.WARNING, logger="tlrl.runner"):
+        policy.handle(failure)
+        policy.handle(failure)
+    assert pool.restarted == [0, 0] and policy.count == 2
+    assert "worker 0 of 2 failed with RuntimeError: boom; its unfinished rollout was dropped" in caplog.text
+    with pytest.raises(WorkerError, match=r"worker 0 of 2 failed with RuntimeError: boom; workers were restarted 2 "
+                                          r"times already in this run \(max_worker_restarts=2\)") as info:
+        policy.handle(failure)
+    assert info.value.__cause__ is exc and "Traceback ..." in str(info.value)
+
+
+def test_a_worker_that_never_completed_work_is_not_restarted():
+    pool = _FakePool()
+    with pytest.raises(WorkerError, match=r"worker 1 of 2 \(process 7\) was killed by SIGKILL before completing any "
+                                          r"work.*__name__ == '__main__'"):
+        Restarts(pool, 5).handle(Failure(1, "died", "(process 7) was killed by SIGKILL"))
+    assert pool.restarted == []

@@ -1,0 +1,368 @@
+"""Ape-X style training of an off-policy agent (DQN, DDPG, TD3): N actors collect, one learner trains.
+
+Horgan, Quan, Budden, Barth-Maron, Hessel, van Hasselt, Silver (2018), "Distributed Prioritized
+Experience Replay", ICLR. https://arxiv.org/abs/1803.00933
+
+Actors (`OffPolicyActor`, one per worker, on threads, processes or Ray actors) each hold a copy
+of the agent (same class and hyperparameters, a tiny replay buffer of their own that is never
+used) and step their own vector env of `n_envs` envs with the agent's exploration
+(`_explore_actions`; uniform random actions before `learning_starts`). Exploration differs
+per actor as in Ape-X: DQN-like agents (an `exploration_final_eps` setting) act
+epsilon-greedily with a constant `eps_i = 0.4 ** (1 + 7 i / (N - 1))`, or, with
+`exploration="agent"`, all follow the agent's own decaying schedule. Actors push their
+transitions in blocks of `block_steps` vector steps and pull the newest weights of the acting
+network (the Q network, or the deterministic actor) when they ask for a new block after at
+least `pull_every` env steps.
+
+The learner is the agent itself, in the calling thread: blocks go into its replay buffer
+(`replay.add`, row by row; the last row of a block is marked truncated so n-step returns never
+join two blocks, which may come from different actors, while bootstrapping from the true next
+observation stays exact) and it trains with its own `_train(gradient_steps)`. Training is paced
+as in the synchronous loop: one training phase is due per `train_freq` vector steps received
+(once `learning_starts` steps are in), so the ratio of gradient steps to env steps, the target
+updates and the schedules are those of `agent.learn`, and zoo hyperparameters carry over. The
+learner works through the due phases while actors keep collecting; `max_update_lag` bounds how
+many phases it may fall behind before idle actors wait (a rate limiter, as in Reverb); None
+never holds actors back.
+
+Faults are handled as for gradient workers (`tlrl.runner.gradient`): the lost block is
+dropped, the actor restarted (up to `max_worker_restarts`), training reaches its step target.
+Callbacks run in the calling thread between updates, so `agent.save` there is consistent.
+
+>>> from tlrl.algorithms import DQN
+>>> from tlrl.runner import ApeX
+>>> agent = DQN("CartPole-v1", seed=0, learning_starts=64, buffer_size=1000, net_arch=(16,), jit_compile=False)
+>>> _ = ApeX(agent, workers=2, backend="sync", block_steps=16).learn(256)
+>>> agent.num_timesteps, len(agent.replay)
+(256, 256)
+"""
+from __future__ import annotations
+
+import collections
+import dataclasses
+import functools
+import time
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from tlrl.episodes import true_next_obs
+from tlrl.runner.pools import Restarts, StepBudget, check_backend, make_pool
+
+
+def apex_epsilons(n: int, base: float = 0.4, alpha: float = 7.0) -> List[float]:
+    """Ape-X's per-actor epsilons `base ** (1 + alpha * i / (n - 1))` (`[base]` for one actor).
+
+    >>> [round(e, 4) for e in apex_epsilons(3)]
+    [0.4, 0.0162, 0.0007]
+    """
+    if n == 1:
+        return [base]
+    return [base ** (1.0 + alpha * i / (n - 1)) for i in range(n)]
+
+
+def acting_module(agent):
+    """The network an actor needs to act: `agent.acting_module()` if defined, else `q_net` or `actor`."""
+    hook = getattr(agent, "acting_module", None)
+    if callable(hook):
+        return hook()
+    for name in ("q_net", "actor"):
+        module = getattr(agent, name, None)
+        if module is not None and hasattr(module, "trainable_variables"):
+            return module
+    raise TypeError(f"{type(agent).__name__} has no acting network the runner knows (q_net or actor); "
+                    f"define acting_module() on it to train it with actors")
+
+
+def _flat(variables) -> np.ndarray:
+    return np.concatenate([np.asarray(v.numpy(), np.float32).reshape(-1) for v in variables])
+
+
+def _stack(items: Sequence[Any]):
+    if isinstance(items[0], dict):
+        return {k: np.stack([x[k] for x in items]) for k in items[0]}
+    return np.stack(items)
+
+
+def _row(x, t: int):
+    return {k: v[t] for k, v in x.items()} if isinstance(x, dict) else x[t]
+
+
+# ----- the actor --------------------------------------------------------------------------------
+class OffPolicyActor:
+    """Collects blocks of transitions with a copy of an off-policy agent; built where the worker lives.
+
+    Args:
+        agent_cls: the agent's class (importable, e.g. `tlrl.algorithms.dqn.DQN`).
+        env_spec, env_kwargs: the agent's env (an id, "package.module:Class", or a picklable factory).
+        config: hyperparameters of the copy (the learner's, with exploration and buffer overrides).
+        seed: seed of the copy (its env, its exploration).
+        block_steps: vector steps per `collect`.
+    """
+
+    def __init__(self, agent_cls, env_spec, env_kwargs: Dict[str, Any], config: Dict[str, Any], seed: Optional[int],
+                 block_steps: int):
+        self.agent = agent_cls(env_spec, seed=seed, env_kwargs=env_kwargs, **config)
+        self.env = self.agent._ensure_train_env()
+        self.variables = list(acting_module(self.agent).trainable_variables)
+        self.block_steps = int(block_steps)
+
+    def set_weights(self, flat: np.ndarray) -> None:
+        offset = 0
+        for v in self.variables:
+            size = int(np.prod(v.shape))
+            v.assign(flat[offset:offset + size].reshape(v.shape))
+            offset += size
+        hook = getattr(self.agent, "_weights_changed", None)  # e.g. DQN's numpy copy of its Q network
+        if callable(hook):
+            hook()
+        if hasattr(self.agent, "_cached"):  # DDPG caches mu(s) from its last update
+            self.agent._cached = None
+
+    def collect(self, flat_weights: Optional[np.ndarray], random: bool, num_timesteps: int, total_timesteps: int):
+        """Step `block_steps` vector steps; return `(block of [T, n_envs, ...] arrays, stats)`."""
+        agent, env = self.agent, self.env
+        if flat_weights is not None:
+            self.set_weights(flat_weights)
+        agent.num_timesteps, agent._total_timesteps = int(num_timesteps), int(total_timesteps)  # schedules
+        obs_l, act_l, rew_l, next_l, term_l, trunc_l = [], [], [], [], [], []
+        returns: List[float] = []
+        lengths: List[int] = []
+        tracker = agent.episode_tracker
+        obs = agent._obs
+        for _ in range(self.block_steps):
+            actions = agent._random_actions() if random else agent._explore_actions(obs)
+            actions = agent._env_actions(actions)
+            next_obs, rewards, terminated, truncated, info = env.step(actions)
+            done = np.logical_or(terminated, truncated)
+            obs_l.append(obs)
+            act_l.append(actions)
+            rew_l.append(np.asarray(rewards, np.float32))
+            next_l.append(true_next_obs(next_obs, info, done))
+            term_l.append(np.asarray(terminated, bool))
+            trunc_l.append(np.asarray(truncated, bool))
+            if done.any():
+                lengths += (tracker.lengths[done] + 1).tolist()
+            returns += tracker.update(rewards, done)
+            obs = agent._obs = next_obs
+            agent.num_timesteps += agent.n_envs
+            agent._on_step()
+        block = {"obs": _stack(obs_l), "action": np.stack(act_l), "reward": np.stack(rew_l), "next_obs": _stack(next_l),
+                 "terminated": np.stack(term_l), "truncated": np.stack(trunc_l)}
+        return block, {"steps": self.block_steps * agent.n_envs, "episode_returns": returns,
+                       "episode_lengths": lengths}
+
+    def close(self) -> None:
+        self.env.close()
+
+
+def _actor_config(agent, epsilon: Optional[float]) -> Dict[str, Any]:
+    """The learner's hyperparameters for an actor's copy: callables dropped (the copy does not train),
+    a tiny replay buffer, and a constant epsilon where given."""
+    c = agent.config
+    out = {}
+    for f in dataclasses.fields(c):
+        value = getattr(c, f.name)
+        if not callable(value):
+            out[f.name] = value
+    n_step = int(getattr(c, "n_step", 1))
+    out["buffer_size"] = int(agent.n_envs) * (n_step + 1)
+    if epsilon is not None:
+        out["exploration_initial_eps"] = out["exploration_final_eps"] = float(epsilon)
+    return out
+
+
+# ----- the learner -------------------------------------------------------------------------------
+class ApeX:
+    """Train an off-policy agent with `workers` actors (see the module docstring).
+
+    Args:
+        agent: an `OffPolicyAgent` (DQN, DDPG, TD3); it is the learner and keeps all training state.
+        workers: number of actors.
+        backend: "sync" (actors in the calling thread, in turn: deterministic), "thread",
+            "process" or "ray".
+        block_steps: vector steps an actor collects per push.
+        pull_every: env steps an actor runs between two weight pulls (Ape-X's K); the pull
+            happens at the start of the next block. The first block after the learner started
+            always pulls.
+        exploration: "apex" (constant per-actor epsilon, DQN-like agents) or "agent" (the
+            agent's own exploration schedule in every actor).
+        epsilons: explicit per-actor epsilons (overrides "apex"'s formula).
+        max_update_lag: training phases the learner may fall behind before idle actors wait
+            (None: actors never wait).
+        max_worker_restarts: actor restarts allowed per `learn` call before a failure stops training.
+        ray_address, ray_init_kwargs: see `tlrl.runner.ray_pool.init_ray`.
+        threads_per_worker: TF threads of each actor process.
+    """
+
+    def __init__(self, agent, *, workers: int = 2, backend: str = "process", block_steps: int = 32,
+                 pull_every: int = 400, exploration: str = "apex", epsilons: Optional[Sequence[float]] = None,
+                 max_update_lag: Optional[int] = 2, max_worker_restarts: int = 3, ray_address: Optional[str] = None,
+                 ray_init_kwargs: Optional[Dict[str, Any]] = None, threads_per_worker: Optional[int] = 1):
+        check_backend(backend)
+        for hook in ("replay", "_train", "_explore_actions", "_random_actions"):
+            if not hasattr(agent, hook):
+                raise TypeError(f"ApeX trains off-policy agents (DQN, DDPG, TD3: a replay buffer and _train); "
+                                f"{type(agent).__name__} is not one")
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
+        if block_steps < 1 or pull_every < 0:
+            raise ValueError(f"block_steps must be >= 1 and pull_every >= 0, got {block_steps} and {pull_every}")
+        if exploration not in ("apex", "agent"):
+            raise ValueError(f"exploration must be 'apex' or 'agent', got {exploration!r}")
+        if max_update_lag is not None and max_update_lag < 0:
+            raise ValueError(f"max_update_lag must be >= 0 or None, got {max_update_lag}")
+        import gymnasium as gym
+
+        if isinstance(agent.env_spec, gym.Env):
+            raise ValueError("ApeX actors each build their own env: create the agent from an env id, "
+                             "'package.module:Class' or a factory, not an env instance")
+        self.agent = agent
+        self.workers, self.backend = int(workers), backend
+        self.block_steps, self.pull_every = int(block_steps), int(pull_every)
+        self.max_update_lag, self.max_worker_restarts = max_update_lag, int(max_worker_restarts)
+        self.ray_address, self.ray_init_kwargs = ray_address, ray_init_kwargs
+        self.threads_per_worker = threads_per_worker
+        acting_module(agent)  # fail now if there is none
+        dqn_like = hasattr(agent.config, "exploration_final_eps")
+        if epsilons is not None:
+            if len(epsilons) != workers:
+                raise ValueError(f"epsilons lists {len(epsilons)} values for {workers} workers")
+            self.epsilons = [float(e) for e in epsilons]
+        elif exploration == "apex" and dqn_like:
+            self.epsilons = apex_epsilons(workers)
+        else:
+            self.epsilons = [None] * workers
+        #: the pool of the last `learn` call (closed when it returns); for tests and inspection.
+        self.pool = None
+        #: stats of the last `learn` call.
+        self.stats: Dict[str, Any] = {}
+
+    def _make_factory(self, seeds: List[Optional[int]]) -> Callable[[int, int], Callable[[], Any]]:
+        agent = self.agent
+
+        def make(i: int, attempt: int):
+            seed = None if seeds[i] is None else seeds[i] + 7919 * attempt
+            return functools.partial(OffPolicyActor, type(agent), agent.env_spec, dict(agent.env_kwargs),
+                                     _actor_config(agent, self.epsilons[i]), seed, self.block_steps)
+
+        return make
+
+    def learn(self, total_steps: int, callback: Optional[Callable[..., Any]] = None):
+        """Train `total_steps` more env steps (all actors together, rounded up to whole blocks); return the agent.
+
+        `callback(agent, info)` runs in this thread after every training phase with
+        `num_timesteps`, `metrics` (the agent's, plus `steps_per_second`, `updates_per_second`,
+        `worker_restarts`), `episode_returns` (finished since the last call), `progress` and
+        `n_updates`; returning False stops training.
+        """
+        if isinstance(total_steps, bool) or not isinstance(total_steps, (int, np.integer)) or total_steps < 0:
+            raise ValueError(f"total_steps must be a non-negative integer, got {total_steps!r}")
+        agent, c = self.agent, self.agent.config
+        if total_steps == 0:
+            return agent
+        n_envs, train_freq, learning_starts = agent.n_envs, int(c.train_freq), int(c.learning_starts)
+        block_env_steps = self.block_steps * n_envs
+        start_steps = agent.num_timesteps
+        agent._total_timesteps = start_steps + int(total_steps)
+        seeds = [None if agent.seed is None else int(agent.rng.integers(0, 2**31 - 1 - 7919 * 1000))
+                 for _ in range(self.workers)]
+        pool = self.pool = make_pool(self.backend, self._make_factory(seeds), self.workers, name="tlrl-actor",
+                                     ray_address=self.ray_address, ray_init_kwargs=self.ray_init_kwargs,
+                                     threads_per_worker=self.threads_per_worker)
+        restarts = Restarts(pool, self.max_worker_restarts, what="block")
+        budget = StepBudget(int(total_steps))
+        claims: Dict[int, int] = {}
+        module = acting_module(agent)
+        version, flat_cache = 0, None
+        actor_version = [-1] * self.workers
+        since_pull = [0] * self.workers
+        due: "collections.deque[int]" = collections.deque()
+        returns_since: List[float] = []
+        stopping = False
+        updates = 0
+        t0 = time.perf_counter()
+        tracker, replay = agent.episode_tracker, agent.replay
+
+        def can_dispatch() -> bool:
+            return not stopping and (self.max_update_lag is None or len(due) <= self.max_update_lag)
+
+        def dispatch(i: int) -> None:
+            nonlocal flat_cache
+            before = budget.claim(block_env_steps)
+            if before is None:
+                return
+            claims[i] = before
+            weights = None
+            if actor_version[i] < version and (actor_version[i] < 0 or since_pull[i] >= self.pull_every):
+                if flat_cache is None:
+                    flat_cache = _flat(module.trainable_variables)
+                weights, actor_version[i], since_pull[i] = flat_cache, version, 0
+            pool.submit(i, "collect", weights, start_steps + before < learning_starts,
+                        start_steps + before, agent._total_timesteps)
+
+        def receive(i: int, block: Dict[str, Any], stats: Dict[str, Any]) -> None:
+            rows = self.block_steps
+            truncated = block["truncated"].copy()
+            truncated[-1] |= ~block["terminated"][-1]  # no n-step return across two blocks
+            for t in range(rows):
+                replay.add(_row(block["obs"], t), block["action"][t], block["reward"][t], _row(block["next_obs"], t),
+                           block["terminated"][t], truncated[t])
+                agent.num_timesteps += n_envs
+                agent._vec_steps += 1
+                if agent._vec_steps % train_freq == 0 and agent.num_timesteps >= learning_starts:
+                    due.append(agent._vec_steps)
+            if agent.env is None:  # e.g. DDPG's fused update also computes mu(agent._obs): give it real ones
+                agent._obs = _row(block["next_obs"], rows - 1)
+            since_pull[i] += stats["steps"]
+            for r, n in zip(stats["episode_returns"], stats["episode_lengths"]):
+                tracker.finished_returns.append(r)
+                tracker.finished_lengths.append(n)
+                tracker.episodes += 1
+            returns_since.extend(stats["episode_returns"])
+
+        try:
+            pool.start()
+            for i in range(self.workers):
+                dispatch(i)
+            while claims or (due and not stopping):
+                for ev in pool.poll(timeout=0 if due and not stopping else 1.0):
+                    i = ev.index
+                    claims.pop(i)
+                    if ev.failure is not None:
+                        budget.release(block_env_steps)
+                        restarts.handle(ev.failure)
+                        actor_version[i] = -1  # a fresh actor pulls the weights first
+                    elif not stopping:
+                        receive(i, *ev.value)
+                if due and not stopping:
+                    mark = due.popleft()
+                    received, agent._vec_steps = agent._vec_steps, mark  # the phase sees its own step count
+                    try:
+                        metrics = dict(agent._train(agent._gradient_steps()))
+                    finally:
+                        agent._vec_steps = received
+                    agent.n_updates += 1
+                    updates += 1
+                    version += 1
+                    flat_cache = None
+                    if callback is not None:
+                        elapsed = max(time.perf_counter() - t0, 1e-9)
+                        metrics.update(steps_per_second=(agent.num_timesteps - start_steps) / elapsed,
+                                       updates_per_second=updates / elapsed, worker_restarts=restarts.count)
+                        info = {"num_timesteps": agent.num_timesteps, "metrics": metrics,
+                                "episode_returns": returns_since, "progress": agent.progress,
+                                "n_updates": agent.n_updates}
+                        returns_since = []
+                        if callback(agent, info) is False:
+                            stopping = True
+                for i in range(self.workers):
+                    if not pool.busy(i) and i not in claims and can_dispatch():
+                        dispatch(i)
+        finally:
+            pool.close()
+        wall = time.perf_counter() - t0
+        steps = agent.num_timesteps - start_steps
+        self.stats = {"env_steps": steps, "updates": updates, "wall": wall, "restarts": restarts.count,
+                      "steps_per_second": steps / max(wall, 1e-9), "updates_per_second": updates / max(wall, 1e-9)}
+        return agent

@@ -1,0 +1,441 @@
+"""Worker pools: N stateful workers behind one interface, in the caller's thread, on threads,
+in processes or in Ray actors.
+
+A *worker* is any object built by a zero-argument factory (an A3C `GradientWorker`, an Ape-X
+actor). The pool builds worker `i` where it lives (its thread, its process, its Ray actor)
+from `make_factory(i, attempt)`, runs one method call at a time on it (`submit`), and hands
+results and failures back to the caller (`poll`). The drivers (`tlrl.runner.gradient`,
+`tlrl.runner.apex`) are written once against this interface, so every backend behaves the
+same: results arrive in the caller's thread, a failure names the worker, `restart(i)`
+replaces a failed worker with a fresh one (its unfinished call is dropped), and `close()`
+stops everything.
+
+Backends:
+
+- `"sync"` (`InlinePool`): every worker lives in the caller's thread and a call runs when
+  results are polled, oldest first. Deterministic; no parallelism.
+- `"thread"` (`ThreadPool`): one thread per worker. TF and numpy release the GIL in their
+  kernels, so small networks overlap partly.
+- `"process"` (`tlrl.runner.process.ProcessPool`): one spawned process per worker; messages
+  are pickled numpy arrays over a pipe. Real parallelism; a killed process is detected.
+- `"ray"` (`tlrl.runner.ray_pool.RayPool`): one Ray actor per worker, on this machine or a
+  cluster.
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import logging
+import os
+import queue
+import threading
+import traceback
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+BACKENDS: Tuple[str, ...] = ("sync", "thread", "process", "ray")
+
+#: `(index, attempt) -> zero-argument factory of worker `index``; attempt counts restarts (0 first).
+MakeFactory = Callable[[int, int], Callable[[], Any]]
+
+logger = logging.getLogger("tlrl.runner")
+
+
+@dataclasses.dataclass
+class Failure:
+    """What went wrong with a worker: it `"raised"` an exception, or its process/actor `"died"`."""
+
+    index: int
+    kind: str
+    message: str
+    traceback: str = ""
+    exception: Optional[BaseException] = None
+
+    def describe(self, n_workers: int) -> str:
+        what = f"failed with {self.message}" if self.kind == "raised" else self.message
+        return f"worker {self.index} of {n_workers} {what}"
+
+
+@dataclasses.dataclass
+class Event:
+    """The outcome of one submitted call: `value` if it returned, else `failure`."""
+
+    index: int
+    value: Any = None
+    failure: Optional[Failure] = None
+
+
+class WorkerError(RuntimeError):
+    """A worker failed and was not restarted (or could not be); training was stopped and all workers shut down.
+
+    The worker's exception, when it raised one that could be sent back, is the `__cause__`.
+    """
+
+
+class StepBudget:
+    """Thread-safe env-step budget: work is claimed before it is done, so workers stop once `total`
+    steps are claimed (the last claim may overshoot by less than one claim); the claim of work
+    that was lost (a failed worker) is released and claimed again by another call."""
+
+    def __init__(self, total: int):
+        self.total = int(total)
+        self.claimed = 0
+        self._lock = threading.Lock()
+
+    def claim(self, steps: int) -> Optional[int]:
+        """Claim `steps`; returns the steps claimed before this claim, or None if the budget is spent."""
+        with self._lock:
+            if self.claimed >= self.total:
+                return None
+            before = self.claimed
+            self.claimed += steps
+            return before
+
+    def release(self, steps: int) -> None:
+        """Give back `steps` claimed for work that was lost."""
+        with self._lock:
+            self.claimed -= steps
+
+
+class Restarts:
+    """The restart policy of the drivers: restart a failed worker, at most `max_restarts` times per run.
+
+    A worker that fails before completing a single call (in any attempt) is not restarted: it
+    would most likely fail again the same way (a bad env spec, an import error), so the run
+    stops at once with its error.
+    """
+
+    def __init__(self, pool: "WorkerPool", max_restarts: int, what: str = "call"):
+        self.pool, self.max_restarts, self.what = pool, int(max_restarts), what
+        #: restarts so far.
+        self.count = 0
+
+    def handle(self, failure: Failure) -> None:
+        """Restart the failed worker, or raise `WorkerError` (from the worker's exception)."""
+        pool, n = self.pool, self.pool.n
+        if pool.completed[failure.index] == 0:
+            message = (f"{failure.describe(n)} before completing any work, so it was not restarted; training was "
+                       f"stopped and all workers were shut down.")
+            if failure.kind == "died" and pool.backend == "process":
+                message += (" (A worker process that dies at once often means the main script has no "
+                            "`if __name__ == '__main__':` guard: spawned workers import it again. See docs/runner.md.)")
+        elif self.count >= self.max_restarts:
+            message = (f"{failure.describe(n)}; workers were restarted {self.count} times already in this run "
+                       f"(max_worker_restarts={self.max_restarts}), so training was stopped and all workers were "
+                       f"shut down.")
+        else:
+            self.count += 1
+            logger.warning("%s; its unfinished %s was dropped and the worker restarted (restart %d of at most %d)",
+                           failure.describe(n), self.what, self.count, self.max_restarts)
+            pool.restart(failure.index)
+            return
+        if failure.traceback:
+            message += f" Worker traceback:\n{failure.traceback}"
+        raise WorkerError(message) from failure.exception
+
+
+# ----- the host: what runs next to a worker, in every backend -----------------------------
+def describe_exception(exc: BaseException) -> Tuple[str, str]:
+    """`("TypeName: message", formatted traceback)` of an exception."""
+    return f"{type(exc).__name__}: {exc}", "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+
+
+class Host:
+    """Builds a worker from its factory and runs calls on it; never raises.
+
+    `call` returns `("ok", value)` or `("error", (message, traceback, exception or None))`. A
+    factory that raised makes every call return its error, so construction failures travel
+    the same way as call failures.
+    """
+
+    def __init__(self, factory: Callable[[], Any]):
+        self.worker = None
+        self._build_error = None
+        try:
+            self.worker = factory()
+        except Exception as exc:  # noqa: BLE001 - reported by the first call
+            self._build_error = ("error", describe_exception(exc) + (exc,))
+
+    def call(self, method: str, args: Sequence[Any]) -> Tuple[str, Any]:
+        if self._build_error is not None:
+            return self._build_error
+        try:
+            return "ok", getattr(self.worker, method)(*args)
+        except Exception as exc:  # noqa: BLE001 - handed to the driver, which decides
+            return "error", describe_exception(exc) + (exc,)
+
+    def close(self) -> None:
+        close = getattr(self.worker, "close", None)
+        if callable(close):
+            try:
+                close()
+            except Exception:  # noqa: BLE001 - closing is best effort
+                logger.debug("closing a worker raised", exc_info=True)
+
+
+def _event(index: int, out: Tuple[str, Any]) -> Event:
+    status, payload = out
+    if status == "ok":
+        return Event(index, value=payload)
+    message, tb, exc = payload
+    return Event(index, failure=Failure(index, "raised", message, tb, exc))
+
+
+# ----- the interface ---------------------------------------------------------------------------
+class WorkerPool:
+    """`n` workers built by `make_factory(i, attempt)`; one call in flight per worker.
+
+    Use: `start()`, then `submit(i, method, *args)` and `poll(timeout)` for the `Event`s,
+    `restart(i)` after a failure, and `close()` at the end (also as a context manager).
+    """
+
+    backend: str = ""
+
+    def __init__(self, make_factory: MakeFactory, n: int):
+        if n < 1:
+            raise ValueError(f"a worker pool needs at least one worker, got {n}")
+        self.make_factory = make_factory
+        self.n = int(n)
+        #: restarts of each worker so far.
+        self.attempts = [0] * self.n
+        #: calls completed by each worker (all attempts).
+        self.completed = [0] * self.n
+        self._busy = [False] * self.n
+        self._closed = False
+
+    # lifecycle
+    def start(self) -> None:
+        for i in range(self.n):
+            self._start(i)
+
+    def restart(self, i: int) -> None:
+        """Replace worker `i` by a fresh one (its unfinished call is dropped)."""
+        self._stop(i)
+        self._busy[i] = False
+        self.attempts[i] += 1
+        self._start(i)
+
+    def close(self) -> None:
+        """Stop every worker (idempotent); nothing started by the pool survives it."""
+        if self._closed:
+            return
+        self._closed = True
+        self._close()
+
+    def __enter__(self) -> "WorkerPool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # calls
+    def busy(self, i: int) -> bool:
+        return self._busy[i]
+
+    def submit(self, i: int, method: str, *args: Any) -> None:
+        """Run `worker_i.method(*args)`; its outcome comes back from `poll`."""
+        if self._busy[i]:
+            raise RuntimeError(f"worker {i} already has a call in flight")
+        self._busy[i] = True
+        self._submit(i, method, args)
+
+    def poll(self, timeout: Optional[float] = None) -> List[Event]:
+        """Outcomes of finished calls (and failures of busy workers), waiting up to `timeout`
+        seconds for the first (None: until one arrives). May return an empty list."""
+        events = self._poll(timeout)
+        for ev in events:
+            self._busy[ev.index] = False
+            if ev.failure is None:
+                self.completed[ev.index] += 1
+        return events
+
+    # to implement
+    def _start(self, i: int) -> None:
+        raise NotImplementedError
+
+    def _stop(self, i: int) -> None:
+        raise NotImplementedError
+
+    def _close(self) -> None:
+        raise NotImplementedError
+
+    def _submit(self, i: int, method: str, args: tuple) -> None:
+        raise NotImplementedError
+
+    def _poll(self, timeout: Optional[float]) -> List[Event]:
+        raise NotImplementedError
+
+    def info(self, i: int) -> Dict[str, Any]:
+        """Where worker `i` runs: `pid`, and `node_id` for Ray."""
+        return {"pid": os.getpid()}
+
+    def kill(self, i: int) -> None:
+        """Kill worker `i` abruptly, as a crash would (processes and Ray actors only; for tests)."""
+        raise NotImplementedError(f"the {self.backend!r} backend cannot kill a worker")
+
+
+# ----- in the caller's thread --------------------------------------------------------------------
+class InlinePool(WorkerPool):
+    """Workers in the caller's thread: `poll` runs the oldest submitted call and returns its outcome.
+
+    Args:
+        close_workers: close the workers (their envs) on `close()`; False keeps them for reuse.
+    """
+
+    backend = "sync"
+
+    def __init__(self, make_factory: MakeFactory, n: int, *, close_workers: bool = True):
+        super().__init__(make_factory, n)
+        self.close_workers = close_workers
+        self._hosts: List[Optional[Host]] = [None] * n
+        self._queue: List[Tuple[int, str, tuple]] = []
+
+    def _start(self, i: int) -> None:
+        self._hosts[i] = Host(self.make_factory(i, self.attempts[i]))
+
+    def _stop(self, i: int) -> None:
+        self._queue = [q for q in self._queue if q[0] != i]
+        if self._hosts[i] is not None:
+            self._hosts[i].close()
+            self._hosts[i] = None
+
+    def _close(self) -> None:
+        self._queue = []
+        if self.close_workers:
+            for host in self._hosts:
+                if host is not None:
+                    host.close()
+        self._hosts = [None] * self.n
+
+    def _submit(self, i: int, method: str, args: tuple) -> None:
+        self._queue.append((i, method, args))
+
+    def _poll(self, timeout: Optional[float]) -> List[Event]:
+        if not self._queue:
+            return []
+        i, method, args = self._queue.pop(0)
+        return [_event(i, self._hosts[i].call(method, args))]
+
+
+# ----- threads ----------------------------------------------------------------------------------
+class ThreadPool(WorkerPool):
+    """One daemon thread per worker; `close()` waits for the calls in flight, then joins them all.
+
+    Args:
+        close_workers: close the workers (their envs) on `close()`; False keeps them for reuse.
+        name: thread name prefix.
+    """
+
+    backend = "thread"
+
+    def __init__(self, make_factory: MakeFactory, n: int, *, close_workers: bool = True, name: str = "tlrl-worker"):
+        super().__init__(make_factory, n)
+        self.close_workers = close_workers
+        self.name = name
+        self._outbox: "queue.Queue" = queue.Queue()
+        self._inboxes: List[Optional[queue.Queue]] = [None] * n
+        self._threads: List[Optional[threading.Thread]] = [None] * n
+        self._generation = [0] * n
+        self._counter = itertools.count(1)
+        self._retired: List[threading.Thread] = []
+
+    def _start(self, i: int) -> None:
+        gen = next(self._counter)
+        self._generation[i] = gen
+        inbox: "queue.Queue" = queue.Queue()
+        factory = self.make_factory(i, self.attempts[i])
+        thread = threading.Thread(target=self._main, args=(i, gen, factory, inbox),
+                                  name=f"{self.name}-{i}", daemon=True)
+        self._inboxes[i], self._threads[i] = inbox, thread
+        thread.start()
+
+    def _main(self, i: int, gen: int, factory, inbox: "queue.Queue") -> None:
+        host = Host(factory)
+        close = True
+        try:
+            while True:
+                msg = inbox.get()
+                if msg is None or msg == "keep":
+                    close = msg is None
+                    return
+                method, args = msg
+                self._outbox.put((i, gen, host.call(method, args)))
+        finally:
+            if close:
+                host.close()
+
+    def _stop(self, i: int, *, close_worker: bool = True) -> None:
+        if self._inboxes[i] is not None:
+            self._inboxes[i].put(None if close_worker else "keep")
+            self._retired.append(self._threads[i])
+            self._inboxes[i] = self._threads[i] = None
+            self._generation[i] = -1
+
+    def _close(self) -> None:
+        for i in range(self.n):
+            self._stop(i, close_worker=self.close_workers)
+        for thread in self._retired:
+            thread.join()
+        self._retired = []
+
+    def _submit(self, i: int, method: str, args: tuple) -> None:
+        self._inboxes[i].put((method, args))
+
+    def _poll(self, timeout: Optional[float]) -> List[Event]:
+        events = []
+        try:
+            item = self._outbox.get(timeout=timeout) if timeout is None or timeout > 0 else self._outbox.get_nowait()
+            while True:
+                i, gen, out = item
+                if gen == self._generation[i]:  # results of a replaced worker are dropped
+                    events.append(_event(i, out))
+                item = self._outbox.get_nowait()
+        except queue.Empty:
+            pass
+        return events
+
+    def info(self, i: int) -> Dict[str, Any]:
+        thread = self._threads[i]
+        return {"pid": os.getpid(), "thread": thread.name if thread is not None else None}
+
+
+# ----- choosing a backend -----------------------------------------------------------------------
+def make_pool(backend: str, make_factory: MakeFactory, n: int, *, close_workers: bool = True,
+              name: str = "tlrl-worker", ray_address: Optional[str] = None,
+              ray_init_kwargs: Optional[Dict[str, Any]] = None, num_cpus: float = 1.0,
+              threads_per_worker: Optional[int] = 1) -> WorkerPool:
+    """The pool of `backend` ("sync", "thread", "process" or "ray") for `n` workers.
+
+    Args:
+        backend: where the workers run (see the module docstring).
+        make_factory: `(index, attempt) -> zero-argument worker factory`; for "process" and
+            "ray" the factory must be picklable (module-level classes and functions,
+            `functools.partial` of them, env ids or "package.module:Class" strings).
+        close_workers: in-process backends: close the workers on `close()` (False: the
+            caller keeps and reuses them). Remote workers are always closed.
+        ray_address: "ray": join this cluster (e.g. "auto" or "10.0.0.1:6379"); None starts
+            (or reuses) a local Ray instance bound to 127.0.0.1 without a dashboard.
+        ray_init_kwargs: extra `ray.init` arguments.
+        num_cpus: "ray": CPUs each actor reserves.
+        threads_per_worker: "process" and "ray": TF intra- and inter-op threads of each worker
+            (None: TF's default). One thread suits small networks, several workers per core.
+    """
+    if backend == "sync":
+        return InlinePool(make_factory, n, close_workers=close_workers)
+    if backend == "thread":
+        return ThreadPool(make_factory, n, close_workers=close_workers, name=name)
+    if backend == "process":
+        from tlrl.runner.process import ProcessPool
+
+        return ProcessPool(make_factory, n, name=name, threads_per_worker=threads_per_worker)
+    if backend == "ray":
+        from tlrl.runner.ray_pool import RayPool
+
+        return RayPool(make_factory, n, address=ray_address, init_kwargs=ray_init_kwargs, num_cpus=num_cpus,
+                       threads_per_worker=threads_per_worker)
+    raise ValueError(f"unknown backend {backend!r}; use one of {', '.join(repr(b) for b in BACKENDS)}")
+
+
+def check_backend(backend: str) -> None:
+    """Raise a ValueError naming the valid backends unless `backend` is one."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(repr(b) for b in BACKENDS)}, got {backend!r}")

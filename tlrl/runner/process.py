@@ -1,0 +1,220 @@
+"""`ProcessPool`: one spawned process per worker, talking over a pipe.
+
+The worker factory is pickled in the parent (so an unpicklable env or network factory fails
+at once, with a message saying what to pass instead) and unpickled in the child, which
+imports the modules it names: env ids, "package.module:Class" envs and tlrl's own envs work
+there as they do here. Only plain data crosses the pipe: method names, numpy arrays, floats,
+lists (never TF objects).
+
+Failures. A call that raises comes back as a `Failure` of kind "raised" (with the child's
+traceback). A child that dies (killed by a signal, out of memory, a crash in native code) is
+seen through its process sentinel and reported as kind "died". Children ignore SIGINT, so a
+Ctrl-C reaches only the parent, which then closes the pool; a child whose parent vanished
+sees its pipe close and exits.
+
+Closing sends every child a stop message, waits up to `join_timeout` seconds, then
+terminates (SIGTERM) and finally kills (SIGKILL) whatever is left, and joins every process:
+no child outlives `close()`.
+"""
+from __future__ import annotations
+
+import multiprocessing as mp
+import multiprocessing.connection as mpc
+import os
+import pickle
+import signal
+from typing import Any, Dict, List, Optional
+
+from tlrl.runner.pools import Event, Failure, Host, MakeFactory, WorkerPool, _event
+
+
+def _limit_tf_threads(threads: Optional[int]) -> None:
+    """Set TF's thread pools before TF runs anything (a no-op if TF is not imported)."""
+    if threads is None:
+        return
+    import sys
+
+    tf = sys.modules.get("tensorflow")
+    if tf is None:
+        return
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:  # TF already initialized in this process
+        pass
+
+
+def _child_main(conn, payload: bytes, threads: Optional[int]) -> None:
+    """Entry point of a worker process: build the worker, then serve calls until told to stop."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        factory = pickle.loads(payload)
+    except Exception as exc:  # noqa: BLE001 - e.g. a module that does not import here
+        from tlrl.runner.pools import describe_exception
+
+        factory = _Raise(describe_exception(exc)[0])
+    _limit_tf_threads(threads)
+    host = Host(factory)
+    try:
+        while True:
+            try:
+                msg = conn.recv()
+            except (EOFError, OSError):  # the parent is gone
+                return
+            if msg is None:
+                return
+            out = host.call(*msg)
+            try:
+                conn.send(out)
+            except (BrokenPipeError, OSError):
+                return
+            except Exception as exc:  # noqa: BLE001 - the result (or exception) did not pickle
+                conn.send(("error", (f"{type(exc).__name__}: the result of {msg[0]} could not be sent to the "
+                                     f"learner ({exc})", "", None)))
+    finally:
+        host.close()
+
+
+class _Raise:
+    """A factory that raises the error met while unpickling the real one."""
+
+    def __init__(self, message: str):
+        self.message = message
+
+    def __call__(self):
+        raise RuntimeError(f"the worker factory could not be rebuilt in the worker process: {self.message}")
+
+
+def _signal_name(code: int) -> str:
+    try:
+        return signal.Signals(-code).name
+    except ValueError:
+        return f"signal {-code}"
+
+
+class ProcessPool(WorkerPool):
+    """Workers in spawned processes (see the module docstring).
+
+    Args:
+        make_factory: `(index, attempt) -> picklable zero-argument worker factory`.
+        n: number of workers.
+        name: process name prefix.
+        threads_per_worker: TF intra/inter-op threads in each child (None: TF's default).
+        join_timeout: seconds `close()` waits for a child to finish its call and exit before
+            terminating it.
+    """
+
+    backend = "process"
+
+    def __init__(self, make_factory: MakeFactory, n: int, *, name: str = "tlrl-worker",
+                 threads_per_worker: Optional[int] = 1, join_timeout: float = 10.0):
+        super().__init__(make_factory, n)
+        self.name = name
+        self.threads_per_worker = threads_per_worker
+        self.join_timeout = join_timeout
+        self._ctx = mp.get_context("spawn")
+        self._procs: List[Optional[Any]] = [None] * n
+        self._conns: List[Optional[Any]] = [None] * n
+
+    def _start(self, i: int) -> None:
+        factory = self.make_factory(i, self.attempts[i])
+        try:
+            payload = pickle.dumps(factory)
+        except Exception as exc:  # noqa: BLE001 - explain what can travel to a process
+            raise TypeError(
+                f"backend='process' sends each worker's factory to its process, but {factory!r} cannot be pickled "
+                f"({type(exc).__name__}: {exc}). Use an env id or 'package.module:Class' string (or a class or "
+                f"function defined at the top level of an importable module) instead of a lambda, a local class "
+                f"or an env instance."
+            ) from exc
+        parent, child = self._ctx.Pipe(duplex=True)
+        proc = self._ctx.Process(target=_child_main, args=(child, payload, self.threads_per_worker),
+                                 name=f"{self.name}-{i}", daemon=True)
+        proc.start()
+        child.close()
+        self._procs[i], self._conns[i] = proc, parent
+
+    def _stop(self, i: int) -> None:
+        proc, conn = self._procs[i], self._conns[i]
+        self._procs[i] = self._conns[i] = None
+        if proc is None:
+            return
+        try:
+            conn.send(None)
+        except (BrokenPipeError, OSError):
+            pass
+        self._reap([(proc, conn)], timeout=2.0)
+
+    def _reap(self, pairs, timeout: float) -> None:
+        """Wait up to `timeout` s for the processes to exit, then SIGTERM, then SIGKILL; join all."""
+        procs = [p for p, _ in pairs]
+        mpc.wait([p.sentinel for p in procs], timeout=timeout)
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+        mpc.wait([p.sentinel for p in procs if p.exitcode is None], timeout=2.0)
+        for p in procs:
+            if p.is_alive():
+                p.kill()
+            p.join()
+        for _, conn in pairs:
+            conn.close()
+
+    def _close(self) -> None:
+        pairs = []
+        for i in range(self.n):
+            proc, conn = self._procs[i], self._conns[i]
+            self._procs[i] = self._conns[i] = None
+            if proc is None:
+                continue
+            try:
+                conn.send(None)
+            except (BrokenPipeError, OSError):
+                pass
+            pairs.append((proc, conn))
+        if pairs:
+            self._reap(pairs, timeout=self.join_timeout)
+
+    def _submit(self, i: int, method: str, args: tuple) -> None:
+        try:
+            self._conns[i].send((method, args))
+        except (BrokenPipeError, OSError):
+            pass  # the child is dead: its sentinel reports it at the next poll
+
+    def _poll(self, timeout: Optional[float]) -> List[Event]:
+        watch: Dict[Any, int] = {}
+        for i in range(self.n):
+            if self._busy[i] and self._procs[i] is not None:
+                watch[self._conns[i]] = i
+                watch[self._procs[i].sentinel] = i
+        if not watch:
+            return []
+        ready = mpc.wait(list(watch), timeout=timeout)
+        events: Dict[int, Event] = {}
+        for obj in ready:
+            i = watch[obj]
+            if i in events:
+                continue
+            conn, proc = self._conns[i], self._procs[i]
+            try:
+                if conn.poll():
+                    events[i] = _event(i, conn.recv())
+                    continue
+            except (EOFError, OSError, pickle.UnpicklingError):
+                pass
+            proc.join(timeout=1.0)
+            code = proc.exitcode
+            how = f"was killed by {_signal_name(code)}" if code is not None and code < 0 else \
+                f"exited unexpectedly with code {code}"
+            events[i] = Event(i, failure=Failure(i, "died", f"(process {proc.pid}) {how}"))
+        return list(events.values())
+
+    def info(self, i: int) -> Dict[str, Any]:
+        proc = self._procs[i]
+        return {"pid": proc.pid if proc is not None else None}
+
+    def kill(self, i: int) -> None:
+        proc = self._procs[i]
+        if proc is not None and proc.pid is not None:
+            os.kill(proc.pid, signal.SIGKILL)
