@@ -22,8 +22,11 @@ as in the synchronous loop: one training phase is due per `train_freq` vector st
 (once `learning_starts` steps are in), so the ratio of gradient steps to env steps, the target
 updates and the schedules are those of `agent.learn`, and zoo hyperparameters carry over. The
 learner works through the due phases while actors keep collecting; `max_update_lag` bounds how
-many phases it may fall behind before idle actors wait (a rate limiter, as in Reverb); None
-never holds actors back.
+many phases it may fall behind before idle actors wait (a rate limiter, as in Reverb). With
+`max_update_lag=None` actors never wait and the learner trains continuously at its own pace,
+as in Ape-X: when several phases are due it runs the newest one and skips the others
+(counted in `stats["skipped_updates"]`), so it makes fewer gradient steps per env step than
+`agent.learn` whenever the actors outpace it.
 
 Faults are handled as for gradient workers (`tlrl.runner.gradient`): the lost block is
 dropped, the actor restarted (up to `max_worker_restarts`), training reaches its step target.
@@ -41,6 +44,8 @@ from __future__ import annotations
 import collections
 import dataclasses
 import functools
+import queue
+import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
@@ -189,7 +194,7 @@ class ApeX:
             agent's own exploration schedule in every actor).
         epsilons: explicit per-actor epsilons (overrides "apex"'s formula).
         max_update_lag: training phases the learner may fall behind before idle actors wait
-            (None: actors never wait).
+            (None: actors never wait and the learner skips phases it cannot keep up with).
         max_worker_restarts: actor restarts allowed per `learn` call before a failure stops training.
         ray_address, ray_init_kwargs: see `tlrl.runner.ray_pool.init_ray`.
         threads_per_worker: TF threads of each actor process.
@@ -261,8 +266,6 @@ class ApeX:
         agent, c = self.agent, self.agent.config
         if total_steps == 0:
             return agent
-        n_envs, train_freq, learning_starts = agent.n_envs, int(c.train_freq), int(c.learning_starts)
-        block_env_steps = self.block_steps * n_envs
         start_steps = agent.num_timesteps
         agent._total_timesteps = start_steps + int(total_steps)
         seeds = [None if agent.seed is None else int(agent.rng.integers(0, 2**31 - 1 - 7919 * 1000))
@@ -270,72 +273,59 @@ class ApeX:
         pool = self.pool = make_pool(self.backend, self._make_factory(seeds), self.workers, name="tlrl-actor",
                                      ray_address=self.ray_address, ray_init_kwargs=self.ray_init_kwargs,
                                      threads_per_worker=self.threads_per_worker)
-        restarts = Restarts(pool, self.max_worker_restarts, what="block")
-        budget = StepBudget(int(total_steps))
-        claims: Dict[int, int] = {}
         module = acting_module(agent)
-        version, flat_cache = 0, None
-        actor_version = [-1] * self.workers
-        since_pull = [0] * self.workers
+        coll = _Collector(self, pool, int(total_steps), _flat(module.trainable_variables))
+        threaded = self.backend != "sync"  # "sync": actors run in this thread, between training phases
         due: "collections.deque[int]" = collections.deque()
         returns_since: List[float] = []
         stopping = False
-        updates = 0
+        updates = skipped = version = 0
         t0 = time.perf_counter()
-        tracker, replay = agent.episode_tracker, agent.replay
+        tracker, replay, n_envs = agent.episode_tracker, agent.replay, agent.n_envs
 
-        def can_dispatch() -> bool:
-            return not stopping and (self.max_update_lag is None or len(due) <= self.max_update_lag)
-
-        def dispatch(i: int) -> None:
-            nonlocal flat_cache
-            before = budget.claim(block_env_steps)
-            if before is None:
+        def receive(item) -> None:
+            block, stats, marks = item
+            if stopping:
                 return
-            claims[i] = before
-            weights = None
-            if actor_version[i] < version and (actor_version[i] < 0 or since_pull[i] >= self.pull_every):
-                if flat_cache is None:
-                    flat_cache = _flat(module.trainable_variables)
-                weights, actor_version[i], since_pull[i] = flat_cache, version, 0
-            pool.submit(i, "collect", weights, start_steps + before < learning_starts,
-                        start_steps + before, agent._total_timesteps)
-
-        def receive(i: int, block: Dict[str, Any], stats: Dict[str, Any]) -> None:
             rows = self.block_steps
             truncated = block["truncated"].copy()
             truncated[-1] |= ~block["terminated"][-1]  # no n-step return across two blocks
             for t in range(rows):
                 replay.add(_row(block["obs"], t), block["action"][t], block["reward"][t], _row(block["next_obs"], t),
                            block["terminated"][t], truncated[t])
-                agent.num_timesteps += n_envs
-                agent._vec_steps += 1
-                if agent._vec_steps % train_freq == 0 and agent.num_timesteps >= learning_starts:
-                    due.append(agent._vec_steps)
+            agent.num_timesteps += rows * n_envs
+            agent._vec_steps += rows
+            due.extend(marks)
             if agent.env is None:  # e.g. DDPG's fused update also computes mu(agent._obs): give it real ones
                 agent._obs = _row(block["next_obs"], rows - 1)
-            since_pull[i] += stats["steps"]
             for r, n in zip(stats["episode_returns"], stats["episode_lengths"]):
                 tracker.finished_returns.append(r)
                 tracker.finished_lengths.append(n)
                 tracker.episodes += 1
             returns_since.extend(stats["episode_returns"])
 
+        thread = None
         try:
-            pool.start()
-            for i in range(self.workers):
-                dispatch(i)
-            while claims or (due and not stopping):
-                for ev in pool.poll(timeout=0 if due and not stopping else 1.0):
-                    i = ev.index
-                    claims.pop(i)
-                    if ev.failure is not None:
-                        budget.release(block_env_steps)
-                        restarts.handle(ev.failure)
-                        actor_version[i] = -1  # a fresh actor pulls the weights first
-                    elif not stopping:
-                        receive(i, *ev.value)
+            coll.start()
+            if threaded:
+                thread = threading.Thread(target=coll.run, name="tlrl-apex-collector", daemon=True)
+                thread.start()
+            while True:
+                if not threaded:
+                    coll.pump(0)
+                while True:  # everything received so far, in arrival order
+                    try:
+                        receive(coll.inbox.get_nowait())
+                    except queue.Empty:
+                        break
+                if coll.error is not None:
+                    raise coll.error
                 if due and not stopping:
+                    dropped = 0
+                    if self.max_update_lag is None and len(due) > 1:  # free-running: only the newest phase
+                        dropped = len(due) - 1
+                        for _ in range(dropped):
+                            due.popleft()
                     mark = due.popleft()
                     received, agent._vec_steps = agent._vec_steps, mark  # the phase sees its own step count
                     try:
@@ -343,26 +333,139 @@ class ApeX:
                     finally:
                         agent._vec_steps = received
                     agent.n_updates += 1
-                    updates += 1
-                    version += 1
-                    flat_cache = None
+                    updates, skipped, version = updates + 1, skipped + dropped, version + 1
+                    coll.published(version, _flat(module.trainable_variables), 1 + dropped)
                     if callback is not None:
                         elapsed = max(time.perf_counter() - t0, 1e-9)
                         metrics.update(steps_per_second=(agent.num_timesteps - start_steps) / elapsed,
-                                       updates_per_second=updates / elapsed, worker_restarts=restarts.count)
+                                       updates_per_second=updates / elapsed, worker_restarts=coll.restarts.count)
                         info = {"num_timesteps": agent.num_timesteps, "metrics": metrics,
                                 "episode_returns": returns_since, "progress": agent.progress,
                                 "n_updates": agent.n_updates}
                         returns_since = []
                         if callback(agent, info) is False:
-                            stopping = True
-                for i in range(self.workers):
-                    if not pool.busy(i) and i not in claims and can_dispatch():
-                        dispatch(i)
+                            stopping = coll.stopping = True
+                    continue
+                if coll.done.is_set() and coll.inbox.empty():
+                    break
+                if threaded:  # nothing to train: wait for the next block
+                    try:
+                        receive(coll.inbox.get(timeout=0.05))
+                    except queue.Empty:
+                        pass
         finally:
+            coll.halt = True
+            if thread is not None:
+                thread.join()
             pool.close()
         wall = time.perf_counter() - t0
         steps = agent.num_timesteps - start_steps
-        self.stats = {"env_steps": steps, "updates": updates, "wall": wall, "restarts": restarts.count,
-                      "steps_per_second": steps / max(wall, 1e-9), "updates_per_second": updates / max(wall, 1e-9)}
+        self.stats = {"env_steps": steps, "updates": updates, "skipped_updates": skipped, "wall": wall,
+                      "restarts": coll.restarts.count, "steps_per_second": steps / max(wall, 1e-9),
+                      "updates_per_second": updates / max(wall, 1e-9)}
         return agent
+
+
+class _Collector:
+    """The actor side of `ApeX.learn`: hands out blocks, receives them, restarts failed actors.
+
+    `pump(timeout)` polls the pool once and re-dispatches idle actors (within the rate limit).
+    With a thread, process or Ray backend it runs on its own thread (`run`), so actors get new
+    work while the learner trains; with "sync" the learner calls it between phases. Blocks go
+    to `inbox` in arrival order, each with the training phases it makes due (vector-step marks,
+    counted as `OffPolicyAgent.learn` counts them).
+    """
+
+    def __init__(self, apex: ApeX, pool, total_steps: int, weights: np.ndarray):
+        agent, c = apex.agent, apex.agent.config
+        self.apex, self.pool, self.n = apex, pool, pool.n
+        self.budget = StepBudget(total_steps)
+        self.restarts = Restarts(pool, apex.max_worker_restarts, what="block")
+        self.n_envs, self.train_freq, self.learning_starts = agent.n_envs, int(c.train_freq), int(c.learning_starts)
+        self.block_env_steps = apex.block_steps * agent.n_envs
+        self.start_steps, self.total_timesteps = agent.num_timesteps, agent._total_timesteps
+        self.num_timesteps, self.vec_steps = agent.num_timesteps, agent._vec_steps
+        self.claims: Dict[int, int] = {}
+        self.actor_version = [-1] * self.n
+        self.since_pull = [0] * self.n
+        self.weights = (0, weights)
+        self.pending = 0  # training phases made due and not trained yet
+        self.lock = threading.Lock()
+        self.wake = threading.Event()
+        self.inbox: "queue.Queue" = queue.Queue()
+        self.done = threading.Event()
+        self.stopping = self.halt = False
+        self.error: Optional[BaseException] = None
+
+    def published(self, version: int, weights: np.ndarray, phases: int) -> None:
+        """The learner trained `phases` due phases (run or skipped) and has new weights."""
+        self.weights = (version, weights)
+        with self.lock:
+            self.pending -= phases
+        self.wake.set()
+
+    def start(self) -> None:
+        self.pool.start()
+        self.dispatch_idle()
+
+    def dispatch_idle(self) -> None:
+        lag = self.apex.max_update_lag
+        for i in range(self.n):
+            if self.stopping or (lag is not None and self.pending > lag):
+                return
+            if i not in self.claims and not self.dispatch(i):
+                return
+
+    def dispatch(self, i: int) -> bool:
+        before = self.budget.claim(self.block_env_steps)
+        if before is None:
+            return False
+        self.claims[i] = before
+        version, flat = self.weights
+        weights = None
+        if self.actor_version[i] < version or self.actor_version[i] < 0:
+            if self.actor_version[i] < 0 or self.since_pull[i] >= self.apex.pull_every:
+                weights, self.actor_version[i], self.since_pull[i] = flat, version, 0
+        steps = self.start_steps + before
+        self.pool.submit(i, "collect", weights, steps < self.learning_starts, steps, self.total_timesteps)
+        return True
+
+    def pump(self, timeout: float) -> None:
+        for ev in self.pool.poll(timeout):
+            i = ev.index
+            self.claims.pop(i)
+            if ev.failure is not None:
+                self.budget.release(self.block_env_steps)
+                self.restarts.handle(ev.failure)  # raises WorkerError when no restart is left
+                self.actor_version[i] = -1  # a fresh actor pulls the weights first
+                continue
+            if self.stopping:
+                continue  # training was stopped: blocks still in flight are dropped
+            block, stats = ev.value
+            marks = []
+            for _ in range(self.apex.block_steps):
+                self.num_timesteps += self.n_envs
+                self.vec_steps += 1
+                if self.vec_steps % self.train_freq == 0 and self.num_timesteps >= self.learning_starts:
+                    marks.append(self.vec_steps)
+            self.since_pull[i] += stats["steps"]
+            with self.lock:
+                self.pending += len(marks)
+            self.inbox.put((block, stats, marks))
+        self.dispatch_idle()
+        if not self.claims and (self.stopping or self.budget.claimed >= self.budget.total):
+            self.done.set()
+
+    def run(self) -> None:
+        """The collector thread: pump until done, stopped (`halt`) or failed (`error`, read by the learner)."""
+        try:
+            while not self.done.is_set() and not self.halt:
+                if self.claims:
+                    self.pump(0.05)
+                else:  # every actor held back by the rate limit: wait for the learner
+                    self.wake.wait(0.05)
+                    self.wake.clear()
+                    self.pump(0)
+        except BaseException as exc:  # noqa: BLE001 - raised again in the learner's thread
+            self.error = exc
+            self.done.set()
