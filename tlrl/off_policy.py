@@ -12,6 +12,9 @@ vector steps, once `num_timesteps >= learning_starts`, calls the algorithm's
 - `_act_batch(obs_batch, deterministic)`: the greedy/deterministic policy;
 - optionally `_on_step()` (schedules, e.g. epsilon), `_make_buffer()`, `_random_actions()`.
 
+`sample_stacked(k)` gives k replayed batches as `[k, B, ...]` arrays cast for TF, for an update
+that runs k gradient steps in one compiled call.
+
 Semantics (SB3 conventions where they exist):
 
 - `train_freq` counts vector steps (one `env.step` of all `n_envs` envs), `gradient_steps=-1`
@@ -147,6 +150,23 @@ class OffPolicyAgent(BaseAgent):
         if isinstance(self.action_space, gym.spaces.Box):
             return np.clip(actions, self.action_space.low, self.action_space.high).astype(self.action_space.dtype)
         return actions
+
+    def sample_stacked(self, k: int, batch_size: Optional[int] = None):
+        """`k` replayed batches stacked as one `Batch` of `[k, B, ...]` arrays, cast for TF (see `obs_signature`).
+
+        For updates that fuse k gradient steps in one compiled call. Discrete actions become int32 in
+        0..n-1 (the space's `start` subtracted); rewards, discounts and weights float32.
+        """
+        from tlrl.core import Batch
+
+        batches = [self.replay.sample(int(batch_size or self.config.batch_size)) for _ in range(int(k))]
+        stack = lambda field: tf.nest.map_structure(lambda *xs: np.stack(xs), *[getattr(b, field) for b in batches])  # noqa: E731
+        action = stack("action")
+        if isinstance(self.action_space, gym.spaces.Discrete):
+            action = action.astype(np.int32) - np.int32(self.action_space.start)
+        return Batch(to_tf_obs(self.observation_space, stack("obs")), action, stack("reward").astype(np.float32),
+                     to_tf_obs(self.observation_space, stack("next_obs")), stack("discount").astype(np.float32),
+                     stack("weights").astype(np.float32), stack("indices"))
 
     # ----- the loop -----------------------------------------------------------
     @property
