@@ -101,7 +101,8 @@ class PPOConfig:
     clip_reward: float = 10.0
     """Clip normalized rewards to +- this."""
     jit_compile: bool = True
-    """Compile the fused update with XLA (measured faster on CPU)."""
+    """Compile the fused update with XLA (CartPole, 20 minibatches of 256: 11 ms vs 23 ms a call; compiling takes
+    a few seconds once)."""
 
     def validate(self) -> None:
         for name in ("n_steps", "batch_size", "n_epochs", "n_envs"):
@@ -127,8 +128,7 @@ class PPOConfig:
     def arch(self) -> Tuple[Tuple[int, ...], Tuple[int, ...]]:
         """(actor hidden sizes, critic hidden sizes) from `net_arch`."""
         if isinstance(self.net_arch, Mapping):
-            unknown = set(self.net_arch) - {"pi", "vf"}
-            require(not unknown and set(self.net_arch) == {"pi", "vf"},
+            require(set(self.net_arch) == {"pi", "vf"},
                     f"net_arch as a dict needs exactly the keys 'pi' and 'vf', got {sorted(self.net_arch)}")
             pi, vf = tuple(self.net_arch["pi"]), tuple(self.net_arch["vf"])
         else:
@@ -317,7 +317,8 @@ class PPO(BaseAgent):
         def tf_value(obs):
             return self.model.value(obs)
 
-        self._tf_policy_step, self._tf_mode, self._tf_value = tf_policy_step, tf_mode, tf_value
+        # Only used when numpy cannot act; their concrete functions are made on first call (cheaper dispatch).
+        self._tf_policy_step, self._tf_mode, self._tf_value = (_Concrete(f) for f in (tf_policy_step, tf_mode, tf_value))
         self._sync_acting()
 
     def _sync_acting(self, values: Optional[List[np.ndarray]] = None) -> None:
@@ -447,7 +448,7 @@ class PPO(BaseAgent):
             return metrics
 
         self._fused_update, self._train_step, self._mask = fused_update, train_step, mask_np
-        self._fused_call = None  # its concrete function, made on first use: calling it skips ~1 ms of dispatch
+        self._fused_call = _Concrete(fused_update)  # skips ~1 ms of signature matching per call
 
     def _action_shape(self) -> Tuple[int, ...]:
         return tuple(self._policy_action_space().shape)
@@ -475,8 +476,6 @@ class PPO(BaseAgent):
         lr, clip = float(self._lr(progress)), float(self._clip(progress))
         clip_vf = float(self._clip_vf(progress)) if self._clip_vf is not None else 0.0
         data = self._update_data()
-        if self._fused_call is None:
-            self._fused_call = self._fused_update.get_concrete_function()
         means, weights = self._fused_call(data, self._permutations(), np.array([lr, clip, clip_vf], np.float32))
         self._sync_acting([w.numpy() for w in weights])
         means = means.numpy()
@@ -584,6 +583,18 @@ class PPO(BaseAgent):
     def restore_state(self, path: str, meta: Optional[Dict[str, Any]] = None) -> None:
         super().restore_state(path, meta)
         self._sync_acting()  # the numpy policy must act with the restored weights
+
+
+class _Concrete:
+    """Call a `tf.function` with an input signature through its concrete function, made on first call."""
+
+    def __init__(self, function):
+        self.function, self._concrete = function, None
+
+    def __call__(self, *args):
+        if self._concrete is None:
+            self._concrete = self.function.get_concrete_function()
+        return self._concrete(*args)
 
 
 def _normalizable(space: gym.Space) -> bool:
