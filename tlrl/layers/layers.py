@@ -126,7 +126,7 @@ class Flatten(Layer):
         return False
 
     def _forward(self, x):
-        tail = x.shape[1:]
+        tail = tf.TensorShape(x.shape)[1:]
         size = math.prod(tail) if tail.is_fully_defined() else -1
         return tf.reshape(x, [-1, size])
 
