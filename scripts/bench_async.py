@@ -1,0 +1,238 @@
+"""Scaling of tlrl's asynchronous runner: A3C and Ape-X style DQN on CartPole-v1, 1 and 2 workers per backend.
+
+For each task, backend ("sync", "thread", "process", "ray") and number of workers, one training
+run in a fresh subprocess measures:
+
+- startup: seconds from `learn()` to the first applied update (worker processes import TF and
+  trace their functions; a Ray instance is started before the clock, as a cluster would be
+  running already);
+- env steps/s and the learner's gradient steps/s after startup (training time only: the
+  periodic evaluations are not counted);
+- steps and seconds (training time, startup included) until a 10-episode deterministic
+  evaluation reaches 475 (checked every `--eval-every` env steps; "-" if never within the budget).
+
+Tasks (the hyperparameters of `scripts/benchmarks/a3c_cartpole.py` and `dqn_cartpole.py`):
+
+- `a3c`: A3C, per worker 8 envs x 5 steps, Adam with learning rate 1e-3 decaying linearly over
+  the 200k-step budget. With 1 worker on "sync"/"thread" the worker trains the shared network
+  in the caller's thread (one fused call per rollout); on "process"/"ray" it is remote.
+- `apex`: DQN with the zoo settings (train_freq 256, gradient_steps 128, 256-256 net) fed by
+  actors (`tlrl.runner.ApeX`), paced like `DQN.learn` (one 128-step phase per 256 env steps,
+  actors at most 2 phases ahead): the same gradient steps per env step as synchronous DQN.
+  Actors follow the agent's epsilon schedule (`exploration="agent"`), so 1 worker on "sync"
+  is plain DQN.
+- `apex-free`: the same with `max_update_lag=None`: actors never wait and the learner trains
+  continuously on what has arrived (Ape-X proper), skipping phases it cannot keep up with.
+
+    python scripts/bench_async.py                    # everything, 1 seed, prints the table
+    python scripts/bench_async.py --tasks a3c --backends process,ray --write
+
+`--write` replaces the `bench_async` section of BENCHMARKS.md (re-read just before writing).
+The load average of the machine is printed with the table: on a shared machine the numbers
+move with it.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+TASKS = ("a3c", "apex", "apex-free")
+BACKENDS = ("sync", "thread", "process", "ray")
+THRESHOLD = 475.0
+BUDGET = {"a3c": 200_000, "apex": 100_000, "apex-free": 100_000}
+EVAL_EVERY = {"a3c": 10_000, "apex": 5_000, "apex-free": 5_000}
+START, END = "<!-- bench_async:start -->", "<!-- bench_async:end -->"
+
+
+def load_average() -> str:
+    try:
+        with open("/proc/loadavg") as fh:
+            return " ".join(fh.read().split()[:3])
+    except OSError:
+        return "n/a"
+
+
+# ----- one run (in a child process) -----------------------------------------------------------
+def make_learner(task: str, backend: str, workers: int, seed: int):
+    """`(agent, learn)` of one configuration; `learn(steps, callback)` trains."""
+    if task == "a3c":
+        from benchmarks.a3c_cartpole import SETTINGS
+
+        from tlrl.algorithms import A3C
+
+        agent = A3C("CartPole-v1", seed=seed, n_workers=workers, backend=backend, learning_rate="lin_1e-3",
+                    net_arch=(64, 64), activation="tanh", **SETTINGS)
+        return agent, agent.learn
+    from benchmarks.dqn_cartpole import NET_ARCH, SETTINGS
+
+    from tlrl.algorithms import DQN
+    from tlrl.runner import ApeX
+
+    agent = DQN("CartPole-v1", seed=seed, net_arch=tuple(NET_ARCH), **SETTINGS)
+    apex = ApeX(agent, workers=workers, backend=backend, exploration="agent", block_steps=32, pull_every=256,
+                max_update_lag=None if task == "apex-free" else 2)
+    return agent, apex.learn
+
+
+def run_child(task: str, backend: str, workers: int, seed: int, budget: int, eval_every: int) -> dict:
+    if backend == "ray":
+        from tlrl.runner import init_ray
+
+        init_ray(num_cpus=os.cpu_count())  # a running cluster: not on the clock
+    agent, learn = make_learner(task, backend, workers, seed)
+    per_update = 1 if task == "a3c" else agent._gradient_steps()  # gradient steps per reported update
+    clock = {"paused": 0.0, "first": None, "updates": 0, "reached": None, "evals": []}
+    next_eval = [eval_every]
+    t0 = time.perf_counter()
+
+    def callback(agent_, info):
+        now = time.perf_counter()
+        clock["updates"] += 1
+        if clock["first"] is None:
+            clock["first"], clock["first_steps"] = now - t0, info["num_timesteps"]
+        if info["num_timesteps"] >= next_eval[0]:
+            next_eval[0] += eval_every
+            trained = now - t0 - clock["paused"]
+            mean, _ = agent_.evaluate(10, deterministic=True)
+            clock["paused"] += time.perf_counter() - now
+            clock["evals"].append((info["num_timesteps"], mean))
+            if mean >= THRESHOLD:
+                clock["reached"] = (info["num_timesteps"], trained)
+                return False
+        return None
+
+    learn(budget, callback=callback)
+    train = time.perf_counter() - t0 - clock["paused"]
+    steady = max(train - clock["first"], 1e-9)
+    steps_after = agent.num_timesteps - clock["first_steps"]
+    final, _ = agent.evaluate(20, deterministic=True)
+    return {"task": task, "backend": backend, "workers": workers, "seed": seed, "startup": clock["first"],
+            "steps_per_second": steps_after / steady, "updates_per_second": (clock["updates"] - 1) * per_update / steady,
+            "steps": agent.num_timesteps, "train_seconds": train,
+            "reached_steps": clock["reached"][0] if clock["reached"] else None,
+            "reached_seconds": clock["reached"][1] if clock["reached"] else None,
+            "final_eval": final, "evals": clock["evals"]}
+
+
+def spawn(task, backend, workers, seed, budget, eval_every) -> dict:
+    args = [sys.executable, __file__, "--child", json.dumps([task, backend, workers, seed, budget, eval_every])]
+    out = subprocess.run(args, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    lines = [l for l in out.stdout.splitlines() if l.startswith("RESULT ")]
+    if out.returncode != 0 or not lines:
+        return {"task": task, "backend": backend, "workers": workers, "seed": seed,
+                "error": (out.stderr.strip().splitlines() or ["no output"])[-1][:300]}
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+# ----- the table ----------------------------------------------------------------------------------
+def fmt(x, spec=".0f"):
+    return "-" if x is None else format(x, spec)
+
+
+def table(rows, loads) -> str:
+    lines = ["## Asynchronous runner scaling (`scripts/bench_async.py`)", "",
+             "CartPole-v1; per configuration one fresh process per seed, medians over seeds. Speed-up: env steps/s "
+             "over the same backend's 1-worker run. Time to 475: training seconds (worker startup included, "
+             "evaluations excluded) until a 10-episode deterministic evaluation, run every "
+             f"{EVAL_EVERY['a3c'] // 1000}k (A3C) / {EVAL_EVERY['apex'] // 1000}k (DQN) env steps, reached 475.", "",
+             "| task | backend | workers | startup s | env steps/s | speed-up | gradient steps/s | steps to 475 | "
+             "time to 475 s | final eval (20 ep) |", "|---|---|---|---|---|---|---|---|---|---|"]
+    groups = {}
+    for r in rows:
+        groups.setdefault((r["task"], r["backend"], r["workers"]), []).append(r)
+    base = {}
+    for (task, backend, workers), rs in groups.items():
+        ok = [r for r in rs if "error" not in r]
+        if workers == 1 and ok:
+            base[(task, backend)] = statistics.median(r["steps_per_second"] for r in ok)
+    for (task, backend, workers), rs in sorted(groups.items(), key=lambda kv: (TASKS.index(kv[0][0]),
+                                                                               BACKENDS.index(kv[0][1]), kv[0][2])):
+        ok = [r for r in rs if "error" not in r]
+        if not ok:
+            lines.append(f"| {task} | {backend} | {workers} | failed: {rs[0]['error']} |||||||")
+            continue
+        med = lambda key: statistics.median(r[key] for r in ok)  # noqa: E731
+        reached = [r for r in ok if r["reached_seconds"] is not None]
+        sps = med("steps_per_second")
+        speedup = sps / base[(task, backend)] if (task, backend) in base else None
+        rs_steps = statistics.median(r["reached_steps"] for r in reached) if len(reached) == len(ok) else None
+        rs_secs = statistics.median(r["reached_seconds"] for r in reached) if len(reached) == len(ok) else None
+        note = "" if len(reached) == len(ok) else f" ({len(reached)}/{len(ok)} seeds reached 475)"
+        lines.append(f"| {task} | {backend} | {workers} | {med('startup'):.1f} | {sps:.0f} | "
+                     f"{fmt(speedup, '.2f')}x | {med('updates_per_second'):.1f} | {fmt(rs_steps)} | "
+                     f"{fmt(rs_secs, '.1f')}{note} | {statistics.median(r['final_eval'] for r in ok):.0f} |")
+    seeds = sorted({r["seed"] for r in rows})
+    lines += ["", f"Seeds {seeds}. Load average (1, 5, 15 min) at start: {loads[0]}; at end: {loads[1]} "
+              f"(2-core machine shared with other jobs). Measured {datetime.date.today()}.", ""]
+    return "\n".join(lines)
+
+
+def write_section(text: str) -> None:
+    path = os.path.join(ROOT, "BENCHMARKS.md")
+    with open(path) as fh:  # re-read right before writing: others write their own sections
+        content = fh.read()
+    section = f"{START}\n{text}\n{END}"
+    if START in content and END in content:
+        head, rest = content.split(START, 1)
+        content = head + section + rest.split(END, 1)[1]
+    else:
+        content = content.rstrip("\n") + "\n\n" + section + "\n"
+    with open(path, "w") as fh:
+        fh.write(content)
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--tasks", default=",".join(TASKS))
+    p.add_argument("--backends", default=",".join(BACKENDS))
+    p.add_argument("--workers", default="1,2")
+    p.add_argument("--seeds", type=int, default=1)
+    p.add_argument("--budget", type=int, default=None, help="env steps per run (default: per task)")
+    p.add_argument("--write", action="store_true", help="write the table into BENCHMARKS.md")
+    p.add_argument("--child", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.child:
+        print("RESULT " + json.dumps(run_child(*json.loads(args.child))), flush=True)
+        return
+    tasks, backends = args.tasks.split(","), args.backends.split(",")
+    workers = [int(w) for w in args.workers.split(",")]
+    loads = [load_average()]
+    rows = []
+    for seed in range(args.seeds):
+        for task in tasks:
+            for backend in backends:
+                for w in workers:
+                    if backend == "sync" and (w > 1 or task == "apex-free"):
+                        continue  # sync runs actors in turn: not a speed configuration
+                    if backend == "thread" and w == 1 and task == "a3c":
+                        continue  # one thread worker runs in the caller's thread: the sync run
+                    budget = args.budget or BUDGET[task]
+                    t = time.perf_counter()
+                    r = spawn(task, backend, w, seed, budget, EVAL_EVERY[task])
+                    rows.append(r)
+                    print(f"{task} {backend} x{w} seed {seed}: "
+                          + (r["error"] if "error" in r else
+                             f"{r['steps_per_second']:.0f} steps/s, startup {r['startup']:.1f}s, "
+                             f"475 at {r['reached_steps']} steps / {fmt(r['reached_seconds'], '.1f')}s, "
+                             f"final {r['final_eval']:.0f}")
+                          + f" [{time.perf_counter() - t:.0f}s, load {load_average()}]", flush=True)
+    loads.append(load_average())
+    text = table(rows, loads)
+    print(text)
+    if args.write:
+        write_section(text)
+
+
+if __name__ == "__main__":
+    main()
