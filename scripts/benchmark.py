@@ -60,7 +60,7 @@ def machine() -> str:
 
 
 def fmt(rows):
-    return " ".join(f"{r['eval_mean']:.0f}" for r in rows)
+    return " ".join(f"{r['eval_mean']:.3g}" for r in rows)
 
 
 def table(task: str, mod, results: dict) -> str:
@@ -68,7 +68,7 @@ def table(task: str, mod, results: dict) -> str:
              "| framework | seed | eval mean ± std (20 ep) | env steps | wall s | steps/s |", "|---|---|---|---|---|---|"]
     for fw, rows in results.items():
         for r in rows:
-            lines.append(f"| {fw} | {r['seed']} | {r['eval_mean']:.1f} ± {r['eval_std']:.1f} | {r['steps']} | "
+            lines.append(f"| {fw} | {r['seed']} | {r['eval_mean']:.3g} ± {r['eval_std']:.3g} | {r['steps']} | "
                          f"{r['wall']:.1f} | {r['steps'] / r['wall']:.0f} |")
     summary = []
     for fw, rows in results.items():

@@ -127,3 +127,18 @@ def test_custom_torso_parts_compose_with_tlrl_layers():
     torso = Sequential([small_cnn(features=16), LayerNorm(), Dense(4)], name="custom")
     assert torso(tf.zeros([2, 12, 12, 1])).shape == (2, 4)
     assert any(v.name.startswith("custom/small_cnn/conv_0/") for v in torso.trainable_variables)
+
+
+def test_small_cnn_sees_every_pixel_of_a_small_image():
+    """Regression: VALID padding on the strided conv dropped the last row/column (Catch's paddle row)."""
+    import tensorflow as tf
+
+    from tlrl.modules.torsos import small_cnn
+
+    net = small_cnn()
+    x = tf.random.uniform([1, 10, 10, 1])
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = tf.reduce_sum(net(x) ** 2)
+    grad = tape.gradient(y, x).numpy()[0, :, :, 0]
+    assert (abs(grad).sum(axis=1) > 0).all() and (abs(grad).sum(axis=0) > 0).all()

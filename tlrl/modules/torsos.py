@@ -70,7 +70,7 @@ def small_cnn(features: int = 256, *, scale: float = 1.0, name: Optional[str] = 
     return Sequential([
         Lambda(lambda x: tf.cast(x, tf.float32) * scale, name="scale"),
         Conv2D(16, 3, 1, activation="relu", w_init=gain, name="conv_0"),
-        Conv2D(32, 3, 2, activation="relu", w_init=gain, name="conv_1"),
+        Conv2D(32, 3, 2, padding="SAME", activation="relu", w_init=gain, name="conv_1"),
         Flatten(),
         Dense(features, "relu", w_init=gain, name="dense"),
     ], name=name or "small_cnn")
