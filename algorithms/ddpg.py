@@ -335,8 +335,9 @@ class DDPG(OffPolicyAgent):
         return np.clip(mu, self._low, self._high)
 
     def _act_batch(self, obs, deterministic: bool) -> np.ndarray:
+        """mu(s); with deterministic=False plus Gaussian noise of std `noise_sigma` (unless `action_noise` is None)."""
         mu = self._policy(obs)
-        if not deterministic and self.config.noise_sigma > 0:
+        if not deterministic and self.config.action_noise is not None and self.config.noise_sigma > 0:
             mu = mu + self.rng.standard_normal(mu.shape).astype(np.float32) * self.config.noise_sigma * self._half
         return np.clip(mu, self._low, self._high)
 

@@ -3,8 +3,9 @@
 The update (critic step, actor step, Polyak averaging of both target nets) on a batch of 256
 with [400, 300] relu networks, Pendulum-v1 shapes, is timed in fresh subprocesses (threading
 and oneDNN settings are per process), variants interleaved over `--rounds` rounds so that
-load from other processes hits all of them alike. Reported: milliseconds per gradient step
-(median over rounds of the median over calls).
+load from other processes hits all of them alike. Reported per gradient step: wall milliseconds
+(median over rounds of the median over calls) and this process's CPU milliseconds (all its
+threads): on a shared, loaded machine the CPU time is the steadier measure of the work done.
 
 Variants:
   tf.function            plain graph, TF's oneDNN kernels, default threads
@@ -15,6 +16,7 @@ Variants:
   xla, k=8 fused         8 gradient steps per call (tf.while_loop inside one XLA call)
   bf16 matmuls           every Dense matmul in bfloat16 (fp32 weights, activations cast), with and without XLA
   op determinism         `tf.config.experimental.enable_op_determinism()`
+  td3, xla               TD3's update (twin critics, target smoothing, actor every 2nd step), for reference
 
 Acting, per env step at train_freq=1 (the update changes the weights before every action):
   a separate TF policy call, a numpy forward pass (refresh the weights + forward), and the
@@ -54,6 +56,7 @@ VARIANTS = {
     "xla, bf16 matmuls": ({}, dict(jit_compile=True), {"bf16": True}),
     "xla, op determinism": ({}, dict(jit_compile=True), {"determinism": True}),
     "tf.function, op determinism": ({}, dict(jit_compile=False), {"determinism": True}),
+    "td3, xla": ({}, dict(jit_compile=True), {"algo": "TD3"}),
 }
 ACC_VARIANTS = ["xla", "tf.function", "xla, bf16 matmuls", "tf.function, bf16 matmuls"]
 
@@ -86,9 +89,9 @@ def _make_agent(name: str, seed: int = 0):
         tf.config.experimental.enable_op_determinism()
     if opts.get("bf16"):
         _patch_bf16()
-    from tlrl.algorithms.ddpg import DDPG
+    import tlrl.algorithms
 
-    agent = DDPG("Pendulum-v1", seed=seed, batch_size=256, net_arch=[400, 300], gamma=0.98, learning_rate=1e-3,
+    agent = getattr(tlrl.algorithms, opts.get("algo", "DDPG"))("Pendulum-v1", seed=seed, batch_size=256, net_arch=[400, 300], gamma=0.98, learning_rate=1e-3,
                  buffer_size=20_000, learning_starts=0, **kwargs)
     rng = np.random.default_rng(seed)  # a replay buffer of plausible Pendulum transitions
     for _ in range(5000):
@@ -128,9 +131,9 @@ def _acting(agent, calls: int) -> dict:
     obs = agent._obs
     times = []
     for _ in range(calls):
-        t = time.perf_counter()
+        t = time.process_time()
         agent._policy(obs)
-        times.append(time.perf_counter() - t)
+        times.append(time.process_time() - t)
     from tlrl.layers import Dense
 
     dense = [m for m in agent.actor.torso.layers if isinstance(m, Dense)] + [agent.actor.head.layer]
@@ -145,19 +148,22 @@ def _acting(agent, calls: int) -> dict:
     np.testing.assert_allclose(numpy_mu(obs), agent._policy(obs), atol=1e-4)
     np_times = []
     for _ in range(calls):
-        t = time.perf_counter()
+        t = time.process_time()
         numpy_mu(obs)
-        np_times.append(time.perf_counter() - t)
-    # the whole loop at train_freq 1 (env step, buffer add, sample, update, noise), fused vs a separate policy call
-    loop = {}
-    for fused in (True, False, True, False):
-        agent.fused_acting = fused
-        t = time.perf_counter()
-        agent.learn(calls)
-        loop.setdefault(fused, []).append((time.perf_counter() - t) / calls)
+        np_times.append(time.process_time() - t)
+    # the whole loop at train_freq 1 (env step, buffer add, sample, update, noise), fused vs a separate policy call;
+    # CPU time of this process, blocks interleaved (wall time is at the mercy of other processes on a shared machine)
+    loop = {True: [], False: []}
+    for _ in range(4):
+        for fused in (True, False):
+            agent.fused_acting = fused
+            c = time.process_time()
+            agent.learn(calls // 4)
+            loop[fused].append((time.process_time() - c) / (calls // 4))
     agent.fused_acting = True
     return {"policy_call_ms": 1e3 * float(np.median(times)), "numpy_refresh_forward_ms": 1e3 * float(np.median(np_times)),
-            "loop_step_fused_ms": 1e3 * min(loop[True]), "loop_step_separate_ms": 1e3 * min(loop[False])}
+            "loop_step_fused_cpu_ms": 1e3 * float(np.median(loop[True])),
+            "loop_step_separate_cpu_ms": 1e3 * float(np.median(loop[False]))}
 
 
 def child_accuracy(name: str, updates: int, out_path: str) -> dict:
@@ -239,12 +245,12 @@ def report(speed, acc, args) -> str:
     if "xla" in speed and "policy_call_ms" in speed["xla"][0]:
         rows = speed["xla"]
         m = lambda key: statistics.median(r[key] for r in rows)  # noqa: E731
-        lines += ["", "Acting at train_freq 1 (weights change before every action), per env step:", "",
-                  "| path | ms |", "|---|---|",
+        lines += ["", "Acting at train_freq 1 (weights change before every action), CPU ms per env step:", "",
+                  "| path | CPU ms |", "|---|---|",
                   f"| separate TF policy call | {m('policy_call_ms'):.3f} |",
                   f"| numpy forward pass (refresh weights + forward) | {m('numpy_refresh_forward_ms'):.3f} |",
-                  f"| whole loop step, mu(s) fused into the update call (tlrl) | {m('loop_step_fused_ms'):.2f} |",
-                  f"| whole loop step, separate policy call | {m('loop_step_separate_ms'):.2f} |"]
+                  f"| whole loop step (CPU ms), mu(s) fused into the update call (tlrl) | {m('loop_step_fused_cpu_ms'):.2f} |",
+                  f"| whole loop step (CPU ms), separate policy call | {m('loop_step_separate_cpu_ms'):.2f} |"]
     if acc:
         ref = acc["xla"]
         scale = max(float(np.abs(ref["q"]).mean()), 1e-6)
