@@ -108,7 +108,7 @@ class ProcessPool(WorkerPool):
     backend = "process"
 
     def __init__(self, make_factory: MakeFactory, n: int, *, name: str = "tlrl-worker",
-                 threads_per_worker: Optional[int] = 1, join_timeout: float = 10.0):
+                 threads_per_worker: Optional[int] = 1, join_timeout: float = 2.0):
         super().__init__(make_factory, n)
         self.name = name
         self.threads_per_worker = threads_per_worker
