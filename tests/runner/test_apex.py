@@ -177,3 +177,12 @@ def test_what_cannot_run_with_actors_is_refused():
         Runner(PPO("CartPole-v1", n_steps=16, batch_size=16), backend="process")
     with pytest.raises(ValueError, match="not an env instance"):
         ApeX(DQN(gym.make("CartPole-v1")), backend="thread")
+
+
+def test_free_running_learner_runs_or_skips_every_due_phase_with_prioritized_replay():
+    agent = _dqn(prioritized=True, n_step=2)
+    apex = ApeX(agent, workers=2, backend="thread", block_steps=8, max_update_lag=None)
+    apex.learn(512)
+    due = (512 - 64) // 8 + 1  # phases agent.learn would run
+    assert apex.stats["updates"] + apex.stats["skipped_updates"] == due
+    assert apex.stats["updates"] == agent.n_updates >= 1 and not _tlrl_threads()
