@@ -7,7 +7,7 @@ from benchmarks.ddpg_pendulum import STEPS, TARGET  # noqa: F401 - the driver re
 from benchmarks.ddpg_pendulum import run_sb3 as _run_sb3
 from benchmarks.ddpg_pendulum import run_tlrl as _run_tlrl
 
-TITLE = "TD3 Pendulum-v1 (zoo settings, 20k steps, learning_starts 10k)"
+TITLE = "TD3 Pendulum-v1 (zoo settings, 20k steps, learning_starts 10k; SB3 with 1 torch thread)"
 
 
 def run_tlrl(seed: int) -> dict:
