@@ -6,7 +6,7 @@ same algorithm as the SB3 A2C peer, on the same 8 envs.
 from benchmarks.a3c_cartpole import STEPS, TARGET, run_sb3  # noqa: F401 - the driver reads these names
 from benchmarks.a3c_cartpole import run_tlrl as _run_tlrl
 
-TITLE = "A3C CartPole-v1 (1 worker x 8 envs, 200k steps) vs SB3 A2C (8 envs)"
+TITLE = "A3C CartPole-v1 (1 worker x 8 envs, 300k steps) vs SB3 A2C (8 envs)"
 
 
 def run_tlrl(seed: int) -> dict:
