@@ -41,7 +41,6 @@ True
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 import gymnasium as gym
@@ -272,7 +271,7 @@ class DQN(OffPolicyAgent):
                                    double_q=c.double_q, loss=c.loss, jit_compile=c.jit_compile, trace_counter=self.traces)
         self._greedy_tf = tf.function(lambda obs: tf.argmax(self.q_net(obs), axis=-1, output_type=tf.int32),
                                       input_signature=[obs_signature(self.observation_space)])
-        self._numpy_q = _numpy_q(self.q_net, self.observation_space)
+        self._numpy_q = _numpy_q(self.q_net)
         self._last_lr = None
 
     # --- acting ---
@@ -407,7 +406,7 @@ class _NumpyQ:
         return self.value(features) + a - a.mean(axis=-1, keepdims=True)
 
 
-def _numpy_q(q_net: QNetwork, space: gym.Space) -> Optional[_NumpyQ]:
+def _numpy_q(q_net: QNetwork) -> Optional[_NumpyQ]:
     """The numpy Q function if every part of the network has a numpy version, else None (TF path)."""
     try:
         from tlrl.numpy_policy import NumpyUnsupported
