@@ -321,31 +321,18 @@ class DQN(OffPolicyAgent):
             sums: Dict[str, float] = {}
             for j in range(k):
                 batch = self.replay.sample(c.batch_size, beta=beta)
-                metrics, td = self._update(*self._stack([batch]), mix if j == 0 else np.float32(0.0))
+                metrics, td = self._update(*self.stack_batches([batch])[:6], mix if j == 0 else np.float32(0.0))
                 self.replay.update_priorities(batch.indices, np.abs(td.numpy()[0]))
                 for name, value in metrics.items():
                     sums[name] = sums.get(name, 0.0) + float(value)
             out = {name: value / k for name, value in sums.items()}
             out["beta"] = beta
         else:
-            batches = [self.replay.sample(c.batch_size) for _ in range(k)]
-            metrics, _ = self._update(*self._stack(batches), mix)
+            metrics, _ = self._update(*self.sample_stacked(k)[:6], mix)  # [k, B, ...]: obs .. weights
             out = {name: float(value) for name, value in metrics.items()}
         self._weights_changed()
         out.update(epsilon=float(self.epsilon), learning_rate=lr)
         return out
-
-    def _stack(self, batches):
-        """k sampled batches -> the `[k, B]` arrays `make_update` takes (cast at the TF boundary)."""
-        space = self.observation_space
-        stack_obs = lambda field: to_tf_obs(space, _stack_field([getattr(b, field) for b in batches]))  # noqa: E731
-        start = self.action_space.start
-        return (stack_obs("obs"),
-                np.stack([b.action for b in batches]).astype(np.int32) - np.int32(start),
-                np.stack([b.reward for b in batches]),
-                stack_obs("next_obs"),
-                np.stack([b.discount for b in batches]),
-                np.stack([b.weights for b in batches]))
 
     def _weights_changed(self) -> None:
         if self._numpy_q is not None:
@@ -374,12 +361,6 @@ def _zeros_obs(space: gym.Space):
     if isinstance(space, gym.spaces.Dict):
         return {k: _zeros_obs(s) for k, s in space.spaces.items()}
     return np.zeros((1,) + space.shape, space.dtype)
-
-
-def _stack_field(fields):
-    if isinstance(fields[0], dict):
-        return {k: np.stack([f[k] for f in fields]) for k in fields[0]}
-    return np.stack(fields)
 
 
 class _NumpyQ:

@@ -152,14 +152,21 @@ class OffPolicyAgent(BaseAgent):
         return actions
 
     def sample_stacked(self, k: int, batch_size: Optional[int] = None):
-        """`k` replayed batches stacked as one `Batch` of `[k, B, ...]` arrays, cast for TF (see `obs_signature`).
+        """`k` replayed batches stacked as one `Batch` of `[k, B, ...]` arrays, cast for TF (see `stack_batches`).
 
-        For updates that fuse k gradient steps in one compiled call. Discrete actions become int32 in
-        0..n-1 (the space's `start` subtracted); rewards, discounts and weights float32.
+        For updates that fuse k gradient steps in one compiled call.
+        """
+        size = int(batch_size or self.config.batch_size)
+        return self.stack_batches([self.replay.sample(size) for _ in range(int(k))])
+
+    def stack_batches(self, batches):
+        """Sampled `Batch`es stacked into one `Batch` of `[k, B, ...]` arrays, cast for TF (see `obs_signature`).
+
+        Discrete actions become int32 in 0..n-1 (the space's `start` subtracted); rewards, discounts
+        and weights float32.
         """
         from tlrl.core import Batch
 
-        batches = [self.replay.sample(int(batch_size or self.config.batch_size)) for _ in range(int(k))]
         stack = lambda field: tf.nest.map_structure(lambda *xs: np.stack(xs), *[getattr(b, field) for b in batches])  # noqa: E731
         action = stack("action")
         if isinstance(self.action_space, gym.spaces.Discrete):
