@@ -51,7 +51,7 @@ TASKS = ("a3c", "apex", "apex-free")
 BACKENDS = ("sync", "thread", "process", "ray")
 THRESHOLD = 475.0
 BUDGET = {"a3c": 200_000, "apex": 100_000, "apex-free": 100_000}
-EVAL_EVERY = {"a3c": 10_000, "apex": 5_000, "apex-free": 5_000}
+EVAL_EVERY = {"a3c": 5_000, "apex": 5_000, "apex-free": 5_000}
 START, END = "<!-- bench_async:start -->", "<!-- bench_async:end -->"
 
 
@@ -145,7 +145,7 @@ def table(rows, loads) -> str:
              "CartPole-v1; per configuration one fresh process per seed, medians over seeds. Speed-up: env steps/s "
              "over the same backend's 1-worker run. Time to 475: training seconds (worker startup included, "
              "evaluations excluded) until a 10-episode deterministic evaluation, run every "
-             f"{EVAL_EVERY['a3c'] // 1000}k (A3C) / {EVAL_EVERY['apex'] // 1000}k (DQN) env steps, reached 475.", "",
+             f"{EVAL_EVERY['a3c'] // 1000}k env steps, reached 475.", "",
              "| task | backend | workers | startup s | env steps/s | speed-up | gradient steps/s | steps to 475 | "
              "time to 475 s | final eval (20 ep) |", "|---|---|---|---|---|---|---|---|---|---|"]
     groups = {}
@@ -197,7 +197,8 @@ def main(argv=None) -> None:
     p.add_argument("--tasks", default=",".join(TASKS))
     p.add_argument("--backends", default=",".join(BACKENDS))
     p.add_argument("--workers", default="1,2")
-    p.add_argument("--seeds", type=int, default=1)
+    p.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 for every task")
+    p.add_argument("--task-seeds", default="", help="per-task override, e.g. a3c=3,apex=2")
     p.add_argument("--budget", type=int, default=None, help="env steps per run (default: per task)")
     p.add_argument("--write", action="store_true", help="write the table into BENCHMARKS.md")
     p.add_argument("--child", help=argparse.SUPPRESS)
@@ -209,8 +210,12 @@ def main(argv=None) -> None:
     workers = [int(w) for w in args.workers.split(",")]
     loads = [load_average()]
     rows = []
-    for seed in range(args.seeds):
+    task_seeds = {t: args.seeds for t in tasks}
+    task_seeds.update({k: int(v) for k, v in (kv.split("=") for kv in args.task_seeds.split(",") if kv)})
+    for seed in range(max(task_seeds.values())):
         for task in tasks:
+            if seed >= task_seeds[task]:
+                continue
             for backend in backends:
                 for w in workers:
                     if backend == "sync" and (w > 1 or task == "apex-free"):

@@ -18,11 +18,13 @@ no child outlives `close()`.
 """
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import multiprocessing.connection as mpc
 import os
 import pickle
 import signal
+import threading
 from typing import Any, Dict, List, Optional
 
 from tlrl.runner.pools import Event, Failure, Host, MakeFactory, WorkerPool, _event
@@ -86,6 +88,33 @@ class _Raise:
         raise RuntimeError(f"the worker factory could not be rebuilt in the worker process: {self.message}")
 
 
+_ENV_LOCK = threading.Lock()
+_BLAS_THREADS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+@contextlib.contextmanager
+def _child_environment(threads: Optional[int]):
+    """The environment a child is spawned with: BLAS thread pools of `threads` threads (unless set already).
+
+    numpy is imported before any code of ours runs in the child, so its BLAS reads these at
+    spawn. As Ray does for its actors (OMP_NUM_THREADS = the actor's CPUs), each worker gets
+    small thread pools instead of one BLAS thread per core: N workers on a machine with few
+    cores would otherwise start N x cores threads for matrix products of a few KB.
+    """
+    if threads is None:
+        yield
+        return
+    with _ENV_LOCK:
+        added = [k for k in _BLAS_THREADS if k not in os.environ]
+        for k in added:
+            os.environ[k] = str(threads)
+        try:
+            yield
+        finally:
+            for k in added:
+                os.environ.pop(k, None)
+
+
 def _signal_name(code: int) -> str:
     try:
         return signal.Signals(-code).name
@@ -131,7 +160,8 @@ class ProcessPool(WorkerPool):
         parent, child = self._ctx.Pipe(duplex=True)
         proc = self._ctx.Process(target=_child_main, args=(child, payload, self.threads_per_worker),
                                  name=f"{self.name}-{i}", daemon=True)
-        proc.start()
+        with _child_environment(self.threads_per_worker):
+            proc.start()
         child.close()
         self._procs[i], self._conns[i] = proc, parent
 
