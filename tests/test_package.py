@@ -38,3 +38,20 @@ def test_docstring_examples_run(package):
         assert result.failed == 0, f"{result.failed} doctest failures in {module.__name__}"
         attempted += result.attempted
     assert attempted >= 5  # the examples exist and ran
+
+
+def test_setup_cfg_lists_every_subpackage():
+    """A non-editable `pip install .` ships only listed packages: every folder with __init__.py must be listed."""
+    import configparser
+    import os
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    cfg = configparser.ConfigParser()
+    cfg.read(os.path.join(root, "setup.cfg"))
+    listed = set(cfg["options"]["packages"].split())
+    for folder, name in (("tlrl", "tlrl"), ("algorithms", "tlrl.algorithms"), ("envs", "tlrl.envs")):
+        for dirpath, _, files in os.walk(os.path.join(root, folder)):
+            if "__init__.py" in files:
+                rel = os.path.relpath(dirpath, os.path.join(root, folder))
+                package = name if rel == "." else name + "." + rel.replace(os.sep, ".")
+                assert package in listed, f"setup.cfg [options] packages lacks {package}"
