@@ -86,6 +86,7 @@ def make_learner(task: str, backend: str, workers: int, seed: int):
 
 
 def run_child(task: str, backend: str, workers: int, seed: int, budget: int, eval_every: int) -> dict:
+    """One run; `eval_every=0`: no evaluation (throughput only)."""
     if backend == "ray":
         from tlrl.runner import init_ray
 
@@ -101,7 +102,7 @@ def run_child(task: str, backend: str, workers: int, seed: int, budget: int, eva
         clock["updates"] += 1
         if clock["first"] is None:
             clock["first"], clock["first_steps"] = now - t0, info["num_timesteps"]
-        if info["num_timesteps"] >= next_eval[0]:
+        if eval_every and info["num_timesteps"] >= next_eval[0]:
             next_eval[0] += eval_every
             trained = now - t0 - clock["paused"]
             mean, _ = agent_.evaluate(10, deterministic=True)
@@ -116,7 +117,7 @@ def run_child(task: str, backend: str, workers: int, seed: int, budget: int, eva
     train = time.perf_counter() - t0 - clock["paused"]
     steady = max(train - clock["first"], 1e-9)
     steps_after = agent.num_timesteps - clock["first_steps"]
-    final, _ = agent.evaluate(20, deterministic=True)
+    final = agent.evaluate(20, deterministic=True)[0] if eval_every else float("nan")
     return {"task": task, "backend": backend, "workers": workers, "seed": seed, "startup": clock["first"],
             "steps_per_second": steps_after / steady, "updates_per_second": (clock["updates"] - 1) * per_update / steady,
             "steps": agent.num_timesteps, "train_seconds": train,
@@ -178,10 +179,40 @@ def table(rows, loads) -> str:
     return "\n".join(lines)
 
 
-def write_section(text: str) -> None:
+def scaling(backends, tasks, rounds: int, budget: int) -> str:
+    """Paired throughput: 1 and 2 workers alternated round by round (so load drift hits both),
+    no evaluation; the ratio of each round's 2-worker to 1-worker steady env steps/s."""
+    lines = ["", "Paired scaling (no evaluation, steady env steps/s after startup; 1 and 2 workers alternated in each "
+             f"round, {rounds} rounds of {budget // 1000}k steps; speed-up = median of the per-round ratios):", "",
+             "| task | backend | 1 worker steps/s | 2 workers steps/s | speed-up (rounds) | load at start |",
+             "|---|---|---|---|---|---|"]
+    for task in tasks:
+        for backend in backends:
+            res = {1: [], 2: []}
+            load = load_average()
+            for r in range(rounds):
+                for w in ((1, 2) if r % 2 == 0 else (2, 1)):
+                    out = spawn(task, backend, w, r, budget, 0)
+                    res[w].append(out.get("steps_per_second"))
+                    print(f"scaling {task} {backend} x{w} round {r}: {out.get('steps_per_second', out.get('error'))}",
+                          flush=True)
+            pairs = [(a, b) for a, b in zip(res[1], res[2]) if a and b]
+            ratios = [b / a for a, b in pairs]
+            if not ratios:
+                lines.append(f"| {task} | {backend} | failed |||| {load} |")
+                continue
+            lines.append(f"| {task} | {backend} | {statistics.median(a for a, _ in pairs):.0f} | "
+                         f"{statistics.median(b for _, b in pairs):.0f} | {statistics.median(ratios):.2f}x "
+                         f"({', '.join(f'{x:.2f}' for x in ratios)}) | {load} |")
+    return "\n".join(lines)
+
+
+def write_section(text: str, append: bool = False) -> None:
     path = os.path.join(ROOT, "BENCHMARKS.md")
     with open(path) as fh:  # re-read right before writing: others write their own sections
         content = fh.read()
+    if append and START in content and END in content:
+        text = content.split(START, 1)[1].split(END, 1)[0].strip("\n") + "\n" + text
     section = f"{START}\n{text}\n{END}"
     if START in content and END in content:
         head, rest = content.split(START, 1)
@@ -200,6 +231,9 @@ def main(argv=None) -> None:
     p.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 for every task")
     p.add_argument("--task-seeds", default="", help="per-task override, e.g. a3c=3,apex=2")
     p.add_argument("--budget", type=int, default=None, help="env steps per run (default: per task)")
+    p.add_argument("--scaling", type=int, default=0, metavar="ROUNDS",
+                   help="only the paired 1-vs-2-worker throughput measurement, this many rounds")
+    p.add_argument("--append", action="store_true", help="append to the bench_async section instead of replacing it")
     p.add_argument("--write", action="store_true", help="write the table into BENCHMARKS.md")
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -208,6 +242,12 @@ def main(argv=None) -> None:
         return
     tasks, backends = args.tasks.split(","), args.backends.split(",")
     workers = [int(w) for w in args.workers.split(",")]
+    if args.scaling:
+        text = scaling([b for b in backends if b != "sync"], tasks, args.scaling, args.budget or 60_000)
+        print(text)
+        if args.write:
+            write_section(text, append=args.append)
+        return
     loads = [load_average()]
     rows = []
     task_seeds = {t: args.seeds for t in tasks}
@@ -236,7 +276,7 @@ def main(argv=None) -> None:
     text = table(rows, loads)
     print(text)
     if args.write:
-        write_section(text)
+        write_section(text, append=args.append)
 
 
 if __name__ == "__main__":
