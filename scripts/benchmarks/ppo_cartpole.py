@@ -7,6 +7,8 @@ MLPs (separate actor and critic). `wall` is network construction + training; eva
 """
 import time
 
+from benchmarks._common import train_tlrl
+
 #: SB3 runs with one torch thread: its fastest setting for these small networks here (with the default
 #: 2 threads, torch's spinning workers made SB3 up to 30x slower when other processes share the 2 cores).
 SB3_TORCH_THREADS = 1
@@ -18,14 +20,7 @@ SETTINGS = dict(n_envs=8, n_steps=32, batch_size=256, gae_lambda=0.8, gamma=0.98
 
 
 def run_tlrl(seed: int) -> dict:
-    from tlrl.algorithms import PPO
-
-    t0 = time.perf_counter()
-    agent = PPO("CartPole-v1", seed=seed, learning_rate="lin_1e-3", clip_range="lin_0.2", **SETTINGS)
-    agent.learn(STEPS)
-    wall = time.perf_counter() - t0
-    mean, std = agent.evaluate(20, deterministic=True)
-    return dict(eval_mean=mean, eval_std=std, steps=agent.num_timesteps, wall=wall)
+    return train_tlrl("PPO", "CartPole-v1", seed, STEPS, learning_rate="lin_1e-3", clip_range="lin_0.2", **SETTINGS)
 
 
 def run_sb3(seed: int) -> dict:

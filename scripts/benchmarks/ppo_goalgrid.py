@@ -9,7 +9,7 @@ gae_lambda 0.95, ent_coef 0.01, 64-64 tanh MLPs per Dict key (tlrl's default Dic
 `wall` is agent construction + training; evaluation is 20 deterministic episodes on a separate env
 (`agent.evaluate(20)`); an optimal policy scores about 0.98.
 """
-import time
+from benchmarks._common import train_tlrl
 
 TITLE = "PPO tlrl/GoalGrid-v0 (5x5, Dict obs, 20k steps, 8 envs; tlrl only)"
 TARGET = "eval >= 0.95 (the env's reward_threshold; optimal about 0.98) per seed after 20k steps; tlrl only, no SB3 run"
@@ -20,11 +20,4 @@ SETTINGS = dict(n_envs=8, n_steps=128, batch_size=256, n_epochs=10, learning_rat
 
 
 def run_tlrl(seed: int) -> dict:
-    from tlrl.algorithms import PPO
-
-    t0 = time.perf_counter()
-    agent = PPO(ENV_ID, seed=seed, **SETTINGS)
-    agent.learn(STEPS)
-    wall = time.perf_counter() - t0
-    mean, std = agent.evaluate(20, deterministic=True)
-    return dict(eval_mean=mean, eval_std=std, steps=agent.num_timesteps, wall=wall)
+    return train_tlrl("PPO", ENV_ID, seed, STEPS, **SETTINGS)

@@ -11,7 +11,7 @@ this script) solves it with DQN or PPO in about 10k steps.
 (`agent.evaluate(20)`). The env is deterministic, so every evaluation episode has the same return:
 0.93 (the optimal 8-step path) or -1.0 (a loop until the 100-step time limit).
 """
-import time
+from benchmarks._common import train_tlrl
 
 TITLE = "PPO tlrl/GridWorld-v0 (5x5, 10k steps, 8 envs; tlrl only)"
 TARGET = "eval >= 0.9 (the env's reward_threshold; optimal 0.93) per seed after 10k steps; tlrl only, no SB3 run"
@@ -22,11 +22,4 @@ SETTINGS = dict(n_envs=8, n_steps=128, batch_size=256, n_epochs=10, learning_rat
 
 
 def run_tlrl(seed: int) -> dict:
-    from tlrl.algorithms import PPO
-
-    t0 = time.perf_counter()
-    agent = PPO(ENV_ID, seed=seed, **SETTINGS)
-    agent.learn(STEPS)
-    wall = time.perf_counter() - t0
-    mean, std = agent.evaluate(20, deterministic=True)
-    return dict(eval_mean=mean, eval_std=std, steps=agent.num_timesteps, wall=wall)
+    return train_tlrl("PPO", ENV_ID, seed, STEPS, **SETTINGS)

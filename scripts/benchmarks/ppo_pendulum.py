@@ -8,6 +8,8 @@ episodes on a separate env.
 """
 import time
 
+from benchmarks._common import train_tlrl
+
 #: SB3 runs with one torch thread: its fastest setting for these small networks here (with the default
 #: 2 threads, torch's spinning workers made SB3 up to 30x slower when other processes share the 2 cores).
 SB3_TORCH_THREADS = 1
@@ -20,14 +22,7 @@ SETTINGS = dict(n_envs=4, n_steps=1024, batch_size=64, gae_lambda=0.95, gamma=0.
 
 
 def run_tlrl(seed: int) -> dict:
-    from tlrl.algorithms import PPO
-
-    t0 = time.perf_counter()
-    agent = PPO("Pendulum-v1", seed=seed, **SETTINGS)
-    agent.learn(STEPS)
-    wall = time.perf_counter() - t0
-    mean, std = agent.evaluate(20, deterministic=True)
-    return dict(eval_mean=mean, eval_std=std, steps=agent.num_timesteps, wall=wall)
+    return train_tlrl("PPO", "Pendulum-v1", seed, STEPS, **SETTINGS)
 
 
 def run_sb3(seed: int) -> dict:

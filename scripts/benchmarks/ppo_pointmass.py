@@ -12,7 +12,7 @@ gae_lambda 0.95, no entropy bonus, 64-64 tanh MLPs, Gaussian policy (log_std_ini
 `wall` is agent construction + training; evaluation is 20 deterministic episodes on a separate env
 (`agent.evaluate(20)`).
 """
-import time
+from benchmarks._common import train_tlrl
 
 TITLE = "PPO tlrl/PointMass-v0 (shaped reward, 40k steps, 8 envs; tlrl only)"
 TARGET = "eval >= -8 (the env's reward_threshold) per seed after 40k steps; tlrl only, no SB3 run"
@@ -23,11 +23,4 @@ SETTINGS = dict(n_envs=8, n_steps=128, batch_size=256, n_epochs=10, learning_rat
 
 
 def run_tlrl(seed: int) -> dict:
-    from tlrl.algorithms import PPO
-
-    t0 = time.perf_counter()
-    agent = PPO(ENV_ID, seed=seed, **SETTINGS)
-    agent.learn(STEPS)
-    wall = time.perf_counter() - t0
-    mean, std = agent.evaluate(20, deterministic=True)
-    return dict(eval_mean=mean, eval_std=std, steps=agent.num_timesteps, wall=wall)
+    return train_tlrl("PPO", ENV_ID, seed, STEPS, **SETTINGS)
