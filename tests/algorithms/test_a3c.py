@@ -234,14 +234,14 @@ def test_exception_in_the_callback_stops_the_workers(n_workers):
 def test_checkpoints_taken_while_workers_run_are_never_torn(tmp_path):
     agent = A3C("CartPole-v1", seed=0, n_workers=2, n_steps=2, net_arch=[32, 32])
     published = {0: agent.learner.get_weights()}
-    apply = agent.learner.apply
+    apply = agent.learner.apply_flat  # the path every remote or threaded worker's gradient takes
 
-    def recording_apply(grads, learning_rate):
-        weights, info = apply(grads, learning_rate)
-        published[info["version"]] = [w.copy() for w in weights]
-        return weights, info
+    def recording_apply(flat_grads, learning_rate):
+        flat, info = apply(flat_grads, learning_rate)
+        published[info["version"]] = [w.copy() for w in agent.learner.layout.unpack(flat)]
+        return flat, info
 
-    agent.learner.apply = recording_apply
+    agent.learner.apply_flat = recording_apply
     saves = []
 
     def callback(agent, info):
@@ -332,6 +332,23 @@ def test_fused_single_worker_step_equals_gradient_then_apply():
         results.append(learner.get_weights())
     for a, b in zip(*results):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_learner_apply_flat_equals_apply_and_rejects_a_wrong_shape():
+    """Remote workers send packed gradients: `apply_flat` must do what `apply` does on the unpacked list."""
+    from tlrl.optim import Adam
+    from tlrl.workers import Learner
+
+    grads = [np.full((2, 3), 0.5, np.float32), np.array([1.0, -2.0], np.float32)]
+    learners = [Learner([tf.Variable(tf.ones([2, 3])), tf.Variable(tf.zeros([2]))], Adam(0.1)) for _ in range(2)]
+    weights, info = learners[0].apply(grads, 0.1)
+    flat, flat_info = learners[1].apply_flat(learners[1].layout.pack(grads), 0.1)
+    assert info == flat_info and flat.shape == (8,)
+    for a, b in zip(weights, learners[1].layout.unpack(flat)):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(weights[0], np.ones([2, 3], np.float32))  # the step did move the weights
+    with pytest.raises(ValueError, match=r"flat gradient of shape \(8,\), got \(7,\)"):
+        learners[1].apply_flat(np.zeros(7, np.float32), 0.1)
 
 
 @pytest.mark.parametrize("env_id", ["tlrl/PointMass-v0", "tlrl/GoalGrid-v0"])

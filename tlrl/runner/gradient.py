@@ -53,7 +53,6 @@ def run_gradient_workers(pool: WorkerPool, learner, total_steps: int, on_update:
     updates = 0
     stopping = False
     t0 = time.perf_counter()
-    layout = learner.layout
 
     def dispatch(i: int, flat) -> None:
         before = budget.claim(steps_per_rollout)
@@ -80,13 +79,13 @@ def run_gradient_workers(pool: WorkerPool, learner, total_steps: int, on_update:
                     continue  # training was stopped: results still in flight are dropped
                 grads, stats = ev.value
                 lr = float(learning_rate(before / max(budget.total, 1)))
-                weights, info = learner.apply(layout.unpack(grads), lr)
+                weights, info = learner.apply_flat(grads, lr)
                 updates += 1
                 stats.update(info, worker=i, learning_rate=lr, worker_restarts=restarts.count)
                 if on_update(stats) is False:
                     stopping = True
                 else:
-                    dispatch(i, layout.pack(weights))
+                    dispatch(i, weights)
     finally:
         pool.close()
     return {"restarts": restarts.count, "updates": updates, "wall": time.perf_counter() - t0}
@@ -148,7 +147,7 @@ def run_local(make_worker: Callable[[int], Any], learner, total_steps: int, on_u
                 stats = learner.train(worker, lr)
             else:
                 grads, stats = worker.step(learner.get_flat_weights())
-                stats.update(learner.apply(learner.layout.unpack(grads), lr)[1])
+                stats.update(learner.apply_flat(grads, lr)[1])
         except Exception as exc:  # noqa: BLE001 - the restart policy decides
             budget.release(worker.steps_per_rollout)
             restarts.handle(Failure(0, "raised", *describe_exception(exc), exc))

@@ -61,11 +61,20 @@ class Learner:
         """Apply one gradient; return the new weights and `{"grad_norm", "version"}`."""
         if len(grads) != len(self.variables):
             raise ValueError(f"Learner holds {len(self.variables)} variables, got {len(grads)} gradients")
+        flat, info = self.apply_flat(self.layout.pack(grads), learning_rate)
+        return self.layout.unpack(flat), info
+
+    def apply_flat(self, flat_grads: np.ndarray, learning_rate: float) -> Tuple[np.ndarray, Dict[str, float]]:
+        """`apply` for gradients packed as one vector (`self.layout`), as workers send them; returns
+        the new weights packed the same way (what goes back to the worker), without re-packing."""
+        if np.shape(flat_grads) != (self.layout.size,):
+            raise ValueError(f"Learner expects a flat gradient of shape ({self.layout.size},), "
+                             f"got {np.shape(flat_grads)}")
         with self.lock:
-            weights, norm = self._apply_fn(self.layout.pack(grads), np.float32(learning_rate))
+            weights, norm = self._apply_fn(flat_grads, np.float32(learning_rate))
             self.version += 1
             version = self.version
-        return self.layout.unpack(weights.numpy()), {"grad_norm": float(norm), "version": version}
+        return weights.numpy(), {"grad_norm": float(norm), "version": version}
 
     def get_flat_weights(self) -> np.ndarray:
         """The current weights as one flat float32 vector (one consistent version)."""
