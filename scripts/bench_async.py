@@ -173,8 +173,9 @@ def table(rows, loads) -> str:
         lines.append(f"| {task} | {backend} | {workers} | {med('startup'):.1f} | {sps:.0f} | "
                      f"{fmt(speedup, '.2f')}x | {med('updates_per_second'):.1f} | {fmt(rs_steps)} | "
                      f"{fmt(rs_secs, '.1f')}{note} | {statistics.median(r['final_eval'] for r in ok):.0f} |")
-    seeds = sorted({r["seed"] for r in rows})
-    lines += ["", f"Seeds {seeds}. Load average (1, 5, 15 min) at start: {loads[0]}; at end: {loads[1]} "
+    per_task = {t: sorted({r["seed"] for r in rows if r["task"] == t}) for t in TASKS}
+    seeds = "; ".join(f"{t} {s}" for t, s in per_task.items() if s)
+    lines += ["", f"Seeds: {seeds}. Load average (1, 5, 15 min) at start: {loads[0]}; at end: {loads[1]} "
               f"(2-core machine shared with other jobs). Measured {datetime.date.today()}.", ""]
     return "\n".join(lines)
 
