@@ -13,3 +13,17 @@ def _seed():
     np.random.seed(0)
     tf.random.set_seed(0)
     yield
+
+
+@pytest.fixture(autouse=True)
+def _sigint_handler_is_put_back():
+    """A test (or the code under test) that installs a SIGINT handler must put the previous one back:
+    a leaked handler would swallow a later Ctrl-C (and hang the tests that send one)."""
+    import signal
+
+    before = signal.getsignal(signal.SIGINT)
+    yield
+    after = signal.getsignal(signal.SIGINT)
+    if after is not before:
+        signal.signal(signal.SIGINT, before)
+        pytest.fail(f"the SIGINT handler was left changed to {after!r} (it was {before!r})")
