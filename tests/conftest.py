@@ -27,3 +27,23 @@ def _sigint_handler_is_put_back():
     if after is not before:
         signal.signal(signal.SIGINT, before)
         pytest.fail(f"the SIGINT handler was left changed to {after!r} (it was {before!r})")
+
+
+@pytest.fixture
+def record_published():
+    """`record_published(learner)` -> a dict version -> weights, filled with every update applied
+    through `learner.apply_flat` (the path of every threaded, process or Ray gradient worker)."""
+
+    def record(learner):
+        published = {}
+        apply = learner.apply_flat
+
+        def recording_apply(flat_grads, learning_rate):
+            flat, info = apply(flat_grads, learning_rate)
+            published[info["version"]] = [w.copy() for w in learner.layout.unpack(flat)]
+            return flat, info
+
+        learner.apply_flat = recording_apply
+        return published
+
+    return record

@@ -231,17 +231,10 @@ def test_exception_in_the_callback_stops_the_workers(n_workers):
     assert not _worker_threads()
 
 
-def test_checkpoints_taken_while_workers_run_are_never_torn(tmp_path):
+def test_checkpoints_taken_while_workers_run_are_never_torn(tmp_path, record_published):
     agent = A3C("CartPole-v1", seed=0, n_workers=2, n_steps=2, net_arch=[32, 32])
-    published = {0: agent.learner.get_weights()}
-    apply = agent.learner.apply_flat  # the path every remote or threaded worker's gradient takes
-
-    def recording_apply(flat_grads, learning_rate):
-        flat, info = apply(flat_grads, learning_rate)
-        published[info["version"]] = [w.copy() for w in agent.learner.layout.unpack(flat)]
-        return flat, info
-
-    agent.learner.apply_flat = recording_apply
+    published = record_published(agent.learner)
+    published[0] = agent.learner.get_weights()
     saves = []
 
     def callback(agent, info):

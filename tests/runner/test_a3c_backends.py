@@ -20,18 +20,10 @@ def _a3c_threads():
     return [t for t in threading.enumerate() if t.name.startswith("tlrl-a3c-worker")]
 
 
-def test_killed_worker_process_is_restarted_and_checkpoints_stay_consistent(tmp_path, caplog):
+def test_killed_worker_process_is_restarted_and_checkpoints_stay_consistent(tmp_path, caplog, record_published):
     before = child_pids()
     agent = A3C(CORRIDOR, seed=0, n_workers=2, backend="process", **SMALL)
-    published, pids, saved = {}, {}, []
-    apply = agent.learner.apply_flat  # the path every remote or threaded worker's gradient takes
-
-    def recording_apply(flat_grads, learning_rate):
-        flat, info = apply(flat_grads, learning_rate)
-        published[info["version"]] = [w.copy() for w in agent.learner.layout.unpack(flat)]
-        return flat, info
-
-    agent.learner.apply_flat = recording_apply
+    published, pids, saved = record_published(agent.learner), {}, []
 
     def callback(agent_, info):
         pool = agent_.pool
