@@ -50,12 +50,7 @@ def _child_main(conn, payload: bytes, threads: Optional[int]) -> None:
     """Entry point of a worker process: build the worker, then serve calls until told to stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    try:
-        factory = pickle.loads(payload)
-    except Exception as exc:  # noqa: BLE001 - e.g. a module that does not import here
-        from tlrl.runner.pools import describe_exception
-
-        factory = _Raise(describe_exception(exc)[0])
+    factory = unpack_factory(payload)
     _limit_tf_threads(threads)
     host = Host(factory)
     try:
@@ -76,6 +71,34 @@ def _child_main(conn, payload: bytes, threads: Optional[int]) -> None:
                                      f"learner ({exc})", "", None)))
     finally:
         host.close()
+
+
+def pack_factory(factory, backend: str) -> bytes:
+    """The worker factory as bytes for the worker's process or actor, or a TypeError saying what can travel.
+
+    The bytes go straight from this process to the worker it starts (never through a file),
+    as `multiprocessing` itself would send them."""
+    try:
+        return pickle.dumps(factory)
+    except Exception as exc:  # noqa: BLE001 - explain what can travel to a process
+        where = "its process" if backend == "process" else "a Ray actor"
+        raise TypeError(
+            f"backend={backend!r} sends each worker's factory to {where}, but {factory!r} cannot be pickled "
+            f"({type(exc).__name__}: {exc}). Use an env id or 'package.module:Class' string (or a class or "
+            f"function defined at the top level of an importable module) instead of a lambda, a local class "
+            f"or an env instance."
+        ) from exc
+
+
+def unpack_factory(payload: bytes):
+    """`pack_factory`'s factory, rebuilt in the worker; one that cannot be rebuilt (e.g. a module that
+    does not import there) becomes a factory raising that error, reported by the first call."""
+    try:
+        return pickle.loads(payload)
+    except Exception as exc:  # noqa: BLE001 - reported by the first call
+        from tlrl.runner.pools import describe_exception
+
+        return _Raise(describe_exception(exc)[0])
 
 
 class _Raise:
@@ -147,16 +170,7 @@ class ProcessPool(WorkerPool):
         self._conns: List[Optional[Any]] = [None] * n
 
     def _start(self, i: int) -> None:
-        factory = self.make_factory(i, self.attempts[i])
-        try:
-            payload = pickle.dumps(factory)
-        except Exception as exc:  # noqa: BLE001 - explain what can travel to a process
-            raise TypeError(
-                f"backend='process' sends each worker's factory to its process, but {factory!r} cannot be pickled "
-                f"({type(exc).__name__}: {exc}). Use an env id or 'package.module:Class' string (or a class or "
-                f"function defined at the top level of an importable module) instead of a lambda, a local class "
-                f"or an env instance."
-            ) from exc
+        payload = pack_factory(self.make_factory(i, self.attempts[i]), "process")
         parent, child = self._ctx.Pipe(duplex=True)
         proc = self._ctx.Process(target=_child_main, args=(child, payload, self.threads_per_worker),
                                  name=f"{self.name}-{i}", daemon=True)
@@ -166,15 +180,7 @@ class ProcessPool(WorkerPool):
         self._procs[i], self._conns[i] = proc, parent
 
     def _stop(self, i: int) -> None:
-        proc, conn = self._procs[i], self._conns[i]
-        self._procs[i] = self._conns[i] = None
-        if proc is None:
-            return
-        try:
-            conn.send(None)
-        except (BrokenPipeError, OSError):
-            pass
-        self._reap([(proc, conn)], timeout=2.0)
+        self._shut_down([i], timeout=2.0)
 
     def _reap(self, pairs, timeout: float) -> None:
         """Wait up to `timeout` s for the processes to exit, then SIGTERM, then SIGKILL; join all."""
@@ -192,8 +198,12 @@ class ProcessPool(WorkerPool):
             conn.close()
 
     def _close(self) -> None:
+        self._shut_down(range(self.n), timeout=self.join_timeout)
+
+    def _shut_down(self, indices, timeout: float) -> None:
+        """Send the stop message to these children, then reap them (`_reap`)."""
         pairs = []
-        for i in range(self.n):
+        for i in indices:
             proc, conn = self._procs[i], self._conns[i]
             self._procs[i] = self._conns[i] = None
             if proc is None:
@@ -204,7 +214,7 @@ class ProcessPool(WorkerPool):
                 pass
             pairs.append((proc, conn))
         if pairs:
-            self._reap(pairs, timeout=self.join_timeout)
+            self._reap(pairs, timeout=timeout)
 
     def _submit(self, i: int, method: str, args: tuple) -> None:
         try:

@@ -78,12 +78,9 @@ class RayHost:
 
     def __init__(self, payload: bytes, threads: Optional[int]):
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        from tlrl.runner.process import _limit_tf_threads, _Raise
+        from tlrl.runner.process import _limit_tf_threads, unpack_factory
 
-        try:
-            factory = pickle.loads(payload)
-        except Exception as exc:  # noqa: BLE001 - reported by the first call
-            factory = _Raise(f"{type(exc).__name__}: {exc}")
+        factory = unpack_factory(payload)
         _limit_tf_threads(threads)
         self.host = Host(factory)
 
@@ -135,16 +132,9 @@ class RayPool(WorkerPool):
         self._pending: Dict[Any, tuple] = {}  # ObjectRef -> (index, actor)
 
     def _start(self, i: int) -> None:
-        factory = self.make_factory(i, self.attempts[i])
-        try:
-            payload = pickle.dumps(factory)
-        except Exception as exc:  # noqa: BLE001 - explain what can travel to an actor
-            raise TypeError(
-                f"backend='ray' sends each worker's factory to a Ray actor, but {factory!r} cannot be pickled "
-                f"({type(exc).__name__}: {exc}). Use an env id or 'package.module:Class' string (or a class or "
-                f"function defined at the top level of an importable module) instead of a lambda, a local class "
-                f"or an env instance."
-            ) from exc
+        from tlrl.runner.process import pack_factory
+
+        payload = pack_factory(self.make_factory(i, self.attempts[i]), "ray")
         actor = self._actor_cls.remote(payload, self.threads_per_worker)
         self._actors[i] = actor
         self._info_refs[i] = actor.info.remote()
