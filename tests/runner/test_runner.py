@@ -41,7 +41,7 @@ def test_runner_options_are_checked():
     assert Runner(agent, backend="thread").uses_actors  # one actor on a thread
 
 
-@pytest.mark.parametrize("name", ["tlrl.runner", "tlrl.runner.pools", "tlrl.runner.apex", "tlrl.runner.gradient",
+@pytest.mark.parametrize("name", ["tlrl.runner", "tlrl.runner.pools", "tlrl.runner.apex", "tlrl.runner.apex_actor", "tlrl.runner.gradient",
                                   "tlrl.workers.learner", "tlrl.workers.flat"])
 def test_docstring_examples_run(name):
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)

@@ -37,7 +37,7 @@ from tlrl.runner.pools import (BACKENDS, Event, Failure, InlinePool, Restarts, S
                                WorkerPool, check_backend, make_pool)
 
 # Imported on first use, so a worker process that only needs the pool machinery does not import TF.
-_LAZY = {"ApeX": "apex", "OffPolicyActor": "apex", "apex_epsilons": "apex", "FlatGradientWorker": "gradient",
+_LAZY = {"ApeX": "apex", "OffPolicyActor": "apex_actor", "apex_epsilons": "apex_actor", "FlatGradientWorker": "gradient",
          "run_gradient_workers": "gradient", "init_ray": "ray_pool", "shutdown_ray": "ray_pool"}
 
 
