@@ -45,7 +45,7 @@ from tlrl.episodes import EpisodeTracker
 from tlrl.hyperparams import require
 from tlrl.modules import ValueHead, make_policy_head, make_torso
 from tlrl.optim import Adam
-from tlrl.runner.gradient import run_gradient_workers, run_local
+from tlrl.runner.gradient import run_gradient_workers, run_local, start_workers
 from tlrl.runner.pools import BACKENDS, make_pool
 from tlrl.schedules import make_schedule
 from tlrl.workers import GradientWorker, Learner
@@ -91,6 +91,9 @@ class A3CConfig:
     max_worker_restarts: int = 3
     #: backend "ray": address of a running cluster ("auto", "host:6379"); None starts a local Ray on 127.0.0.1.
     ray_address: Optional[str] = None
+    #: "process"/"ray": keep the workers running between learn calls (their envs go on) until `close()`,
+    #: so their startup (seconds: TF import, tracing) is paid once; False stops them at the end of each call.
+    keep_workers: bool = False
 
     def __post_init__(self):
         self.net_arch = tuple(self.net_arch)
@@ -272,7 +275,8 @@ class A3C(BaseAgent):
         returning False stops training. A worker that raises, or whose process or actor dies,
         is restarted with its rollout dropped (at most `max_worker_restarts` times per call);
         the next failure stops all workers and is raised as `tlrl.runner.WorkerError`.
-        Workers in processes or Ray actors are started by each call and stopped at its end.
+        Workers in processes or Ray actors are started by each call and stopped at its end,
+        unless `keep_workers=True` (then they serve every call until `close()`).
         """
         if isinstance(total_steps, bool) or not isinstance(total_steps, (int, np.integer)) or total_steps < 0:
             raise ValueError(f"total_steps must be a non-negative integer, got {total_steps!r}")
@@ -309,24 +313,63 @@ class A3C(BaseAgent):
                 return functools.partial(self._local_worker, i, attempt)
 
             self.pool = make_pool(c.backend, make_factory, c.n_workers, close_workers=False, name="tlrl-a3c-worker")
-        else:  # workers built in their process / actor for this call, from picklable factories
-            seeds = self._seeds(c.n_workers)
-
-            def make_factory(i: int, attempt: int):
-                return self._worker_factory(None if seeds[i] is None else (seeds[i] + 7919 * attempt) % (2**31 - 1))
-
-            self.pool = make_pool(c.backend, make_factory, c.n_workers, name="tlrl-a3c-worker",
-                                  ray_address=c.ray_address)
+        elif not self._pool_kept():
+            self.pool = self._remote_pool()
         run_gradient_workers(self.pool, self.learner, total, on_update, lr, steps_per_rollout=c.n_steps * c.n_envs,
-                             max_worker_restarts=c.max_worker_restarts)
+                             max_worker_restarts=c.max_worker_restarts,
+                             keep_pool=c.keep_workers and c.backend in ("process", "ray"))
         return self
 
-    def close(self) -> None:
-        """Close the in-process workers' envs (workers in processes or Ray actors stop at the end of each learn)."""
+    def _remote_pool(self):
+        """A new pool of process or Ray workers, built there from picklable factories (re-seeded per restart)."""
+        c = self.config
+        seeds = self._seeds(c.n_workers)
+
+        def make_factory(i: int, attempt: int):
+            return self._worker_factory(None if seeds[i] is None else (seeds[i] + 7919 * attempt) % (2**31 - 1))
+
+        return make_pool(c.backend, make_factory, c.n_workers, name="tlrl-a3c-worker", ray_address=c.ray_address)
+
+    def _pool_kept(self) -> bool:
+        return self.config.keep_workers and self.pool is not None and self.pool.backend == self.config.backend \
+            and self.pool.running
+
+    def start_workers(self) -> float:
+        """Start the process or Ray workers now and wait until they are ready; returns the seconds it took.
+
+        For `keep_workers=True` (the workers then serve every later `learn` call until
+        `close()`): their startup is paid here instead of in the first `learn`. A worker that
+        fails to start raises `tlrl.runner.WorkerError`.
+        """
+        c = self.config
+        if c.backend not in ("process", "ray") or not c.keep_workers:
+            raise ValueError(f"start_workers() starts kept process or Ray workers; this agent has backend="
+                             f"{c.backend!r} and keep_workers={c.keep_workers} (set backend='process' or 'ray' "
+                             f"and keep_workers=True)")
+        if self._pool_kept():
+            return 0.0
+        self.pool = self._remote_pool()
+        return start_workers(self.pool, self.learner, max_worker_restarts=c.max_worker_restarts)
+
+    def reset_train_env(self) -> None:
+        """The cut `tlrl train` makes at a checkpoint: in-process workers' envs are closed (the next
+        `learn` starts fresh seeded ones, so a resumed synchronous run is exact); kept process or Ray
+        workers go on (asynchronous runs are not reproducible in any case)."""
+        self._close_local_workers()
+        self.episode_tracker.returns[:] = 0
+        self.episode_tracker.lengths[:] = 0
+
+    def _close_local_workers(self) -> None:
         for w in self.workers:
             if w is not None:
                 w.close()
         self.workers = []
+
+    def close(self) -> None:
+        """Close the in-process workers' envs and stop kept process or Ray workers."""
+        self._close_local_workers()
+        if self.pool is not None:
+            self.pool.close()
 
     # ----- persistence -----------------------------------------------------------------
     def _trackables(self) -> Dict[str, Any]:

@@ -8,8 +8,13 @@ run in a fresh subprocess measures:
   running already);
 - env steps/s and the learner's gradient steps/s after startup (training time only: the
   periodic evaluations are not counted);
-- steps and seconds (training time, startup included) until a 10-episode deterministic
-  evaluation reaches 475 (checked every `--eval-every` env steps; "-" if never within the budget).
+- steps and seconds until a 10-episode deterministic evaluation reaches 475 (checked every
+  2.5k env steps for A3C, 5k for Ape-X; "-" if never within the budget): training time with
+  the startup, and from the first applied update (the workers running, as they stay with
+  `keep_workers=True` across `learn` calls).
+
+`--kept ROUNDS` measures what kept workers save: A3C trained in 10 `learn` calls (as `tlrl
+train` does between checkpoints) with `keep_workers` False and True, on "process" and "ray".
 
 Tasks (the hyperparameters of `scripts/benchmarks/a3c_cartpole.py` and `dqn_cartpole.py`):
 
@@ -51,7 +56,7 @@ TASKS = ("a3c", "apex", "apex-free")
 BACKENDS = ("sync", "thread", "process", "ray")
 THRESHOLD = 475.0
 BUDGET = {"a3c": 200_000, "apex": 100_000, "apex-free": 100_000}
-EVAL_EVERY = {"a3c": 5_000, "apex": 5_000, "apex-free": 5_000}
+EVAL_EVERY = {"a3c": 2_500, "apex": 5_000, "apex-free": 5_000}
 START, END = "<!-- bench_async:start -->", "<!-- bench_async:end -->"
 
 
@@ -126,8 +131,49 @@ def run_child(task: str, backend: str, workers: int, seed: int, budget: int, eva
             "final_eval": final, "evals": clock["evals"]}
 
 
-def spawn(task, backend, workers, seed, budget, eval_every) -> dict:
-    args = [sys.executable, __file__, "--child", json.dumps([task, backend, workers, seed, budget, eval_every])]
+def run_kept_child(backend: str, keep: bool, seed: int, calls: int, steps: int) -> dict:
+    """A3C with 2 workers trained in `calls` learn calls of `steps` env steps; wall seconds of it all."""
+    if backend == "ray":
+        from tlrl.runner import init_ray
+
+        init_ray(num_cpus=os.cpu_count())
+    agent, learn = make_learner("a3c", backend, 2, seed)
+    agent.config.keep_workers = keep
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        learn(steps)
+    agent.close()
+    return {"backend": backend, "keep": keep, "wall": time.perf_counter() - t0, "steps": agent.num_timesteps}
+
+
+def kept(backends, rounds: int, calls: int = 10, steps: int = 5_000) -> str:
+    """Paired: the same A3C training in `calls` learn calls with and without kept workers."""
+    lines = ["", f"Kept workers (A3C, 2 workers, {calls} `learn` calls of {steps // 1000}k steps each, as `tlrl train` "
+             f"between checkpoints; wall seconds, median of {rounds} paired rounds):", "",
+             "| backend | keep_workers=False s | keep_workers=True s | saved per call s | load at start |",
+             "|---|---|---|---|---|"]
+    for backend in backends:
+        res = {False: [], True: []}
+        load = load_average()
+        for r in range(rounds):
+            for keep in ((False, True) if r % 2 == 0 else (True, False)):
+                out = spawn(None, backend, 2, r, 0, 0, kept=(keep, calls, steps))
+                res[keep].append(out.get("wall"))
+                print(f"kept {backend} keep={keep} round {r}: {out.get('wall', out.get('error'))}", flush=True)
+        pairs = [(a, b) for a, b in zip(res[False], res[True]) if a and b]
+        if not pairs:
+            lines.append(f"| {backend} | failed ||| {load} |")
+            continue
+        off, on = statistics.median(a for a, _ in pairs), statistics.median(b for _, b in pairs)
+        lines.append(f"| {backend} | {off:.1f} | {on:.1f} | {(off - on) / (calls - 1):.1f} | {load} |")
+    return "\n".join(lines)
+
+
+def spawn(task, backend, workers, seed, budget, eval_every, kept=None) -> dict:
+    if kept is None:
+        args = [sys.executable, __file__, "--child", json.dumps([task, backend, workers, seed, budget, eval_every])]
+    else:
+        args = [sys.executable, __file__, "--child-kept", json.dumps([backend, kept[0], seed, kept[1], kept[2]])]
     out = subprocess.run(args, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     lines = [l for l in out.stdout.splitlines() if l.startswith("RESULT ")]
     if out.returncode != 0 or not lines:
@@ -146,9 +192,10 @@ def table(rows, loads) -> str:
              "CartPole-v1; per configuration one fresh process per seed, medians over seeds. Speed-up: env steps/s "
              "over the same backend's 1-worker run. Time to 475: training seconds (worker startup included, "
              "evaluations excluded) until a 10-episode deterministic evaluation, run every "
-             f"{EVAL_EVERY['a3c'] // 1000}k env steps, reached 475.", "",
+             f"{EVAL_EVERY['a3c'] / 1000:g}k (A3C) or {EVAL_EVERY['apex'] // 1000}k (Ape-X) env steps, reached 475; "
+             "after startup: the same, counted from the first applied update.", "",
              "| task | backend | workers | startup s | env steps/s | speed-up | gradient steps/s | steps to 475 | "
-             "time to 475 s | final eval (20 ep) |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "time to 475 s | after startup s | final eval (20 ep) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     groups = {}
     for r in rows:
         groups.setdefault((r["task"], r["backend"], r["workers"]), []).append(r)
@@ -161,7 +208,7 @@ def table(rows, loads) -> str:
                                                                                BACKENDS.index(kv[0][1]), kv[0][2])):
         ok = [r for r in rs if "error" not in r]
         if not ok:
-            lines.append(f"| {task} | {backend} | {workers} | failed: {rs[0]['error']} |||||||")
+            lines.append(f"| {task} | {backend} | {workers} | failed: {rs[0]['error']} ||||||||")
             continue
         med = lambda key: statistics.median(r[key] for r in ok)  # noqa: E731
         reached = [r for r in ok if r["reached_seconds"] is not None]
@@ -169,10 +216,12 @@ def table(rows, loads) -> str:
         speedup = sps / base[(task, backend)] if (task, backend) in base else None
         rs_steps = statistics.median(r["reached_steps"] for r in reached) if len(reached) == len(ok) else None
         rs_secs = statistics.median(r["reached_seconds"] for r in reached) if len(reached) == len(ok) else None
+        rs_after = statistics.median(r["reached_seconds"] - r["startup"] for r in reached) \
+            if len(reached) == len(ok) else None
         note = "" if len(reached) == len(ok) else f" ({len(reached)}/{len(ok)} seeds reached 475)"
         lines.append(f"| {task} | {backend} | {workers} | {med('startup'):.1f} | {sps:.0f} | "
                      f"{fmt(speedup, '.2f')}x | {med('updates_per_second'):.1f} | {fmt(rs_steps)} | "
-                     f"{fmt(rs_secs, '.1f')}{note} | {statistics.median(r['final_eval'] for r in ok):.0f} |")
+                     f"{fmt(rs_secs, '.1f')}{note} | {fmt(rs_after, '.1f')} | {statistics.median(r['final_eval'] for r in ok):.0f} |")
     per_task = {t: sorted({r["seed"] for r in rows if r["task"] == t}) for t in TASKS}
     seeds = "; ".join(f"{t} {s}" for t, s in per_task.items() if s)
     lines += ["", f"Seeds: {seeds}. Load average (1, 5, 15 min) at start: {loads[0]}; at end: {loads[1]} "
@@ -234,14 +283,24 @@ def main(argv=None) -> None:
     p.add_argument("--budget", type=int, default=None, help="env steps per run (default: per task)")
     p.add_argument("--scaling", type=int, default=0, metavar="ROUNDS",
                    help="only the paired 1-vs-2-worker throughput measurement, this many rounds")
+    p.add_argument("--kept", type=int, default=0, metavar="ROUNDS",
+                   help="only the kept-workers measurement (A3C, process and Ray), this many paired rounds")
     p.add_argument("--append", action="store_true", help="append to the bench_async section instead of replacing it")
     p.add_argument("--write", action="store_true", help="write the table into BENCHMARKS.md")
     p.add_argument("--child", help=argparse.SUPPRESS)
+    p.add_argument("--child-kept", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    if args.child:
-        print("RESULT " + json.dumps(run_child(*json.loads(args.child))), flush=True)
+    if args.child or args.child_kept:
+        out = run_child(*json.loads(args.child)) if args.child else run_kept_child(*json.loads(args.child_kept))
+        print("RESULT " + json.dumps(out), flush=True)
         return
     tasks, backends = args.tasks.split(","), args.backends.split(",")
+    if args.kept:
+        text = kept([b for b in backends if b in ("process", "ray")], args.kept)
+        print(text)
+        if args.write:
+            write_section(text, append=args.append)
+        return
     workers = [int(w) for w in args.workers.split(",")]
     if args.scaling:
         text = scaling([b for b in backends if b != "sync"], tasks, args.scaling, args.budget or 60_000)

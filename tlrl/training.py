@@ -219,7 +219,17 @@ def run_training(run: PreparedRun, *, progress: Optional[bool] = None, out=None)
     """Train `run.agent` to `config.total_steps` with logs and checkpoints; evaluate; write `summary.json`.
 
     Returns the summary dict (with `"interrupted": True` and no evaluation if stopped by Ctrl-C).
+    At the end, however it ends, the agent's `close()` (if it has one) stops its workers.
     """
+    try:
+        return _train(run, progress, out)
+    finally:
+        close = getattr(run.agent, "close", None)
+        if callable(close):
+            close()
+
+
+def _train(run: PreparedRun, progress: Optional[bool], out) -> Dict[str, Any]:
     config, run_dir, agent = run.config, run.run_dir, run.agent
     out = out or sys.stderr
     os.makedirs(run_dir, exist_ok=True)

@@ -124,3 +124,71 @@ runner: {{backend: process, workers: 3}}
     assert agent.num_timesteps == 40 and agent.config.backend == "thread"  # the runner's choice is per call
     with pytest.raises(ValueError, match="n_workers=2; build it with n_workers=4"):
         Runner(agent, backend="thread", workers=4)
+
+
+def test_kept_worker_processes_serve_every_learn_call_until_close():
+    before = child_pids()
+    agent = A3C(CORRIDOR, seed=0, n_workers=2, backend="process", keep_workers=True, **SMALL)
+    assert agent.start_workers() > 0
+    pool = agent.pool
+    pids = [pool.info(i)["pid"] for i in range(2)]
+    assert all(alive(p) for p in pids) and pool.completed == [1, 1]  # each took the weights, nothing else yet
+    agent.learn(200)
+    agent.learn(200)  # the same processes, not new ones
+    assert agent.pool is pool and [pool.info(i)["pid"] for i in range(2)] == pids and all(alive(p) for p in pids)
+    assert agent.num_timesteps >= 400 and sum(pool.completed) >= 2 + 400 // 10
+    # every call after the first (taking the weights) was one applied update
+    np.testing.assert_array_equal(pool.completed[0] + pool.completed[1] - 2, agent.learner.version)
+    agent.close()
+    assert child_pids() == before and not any(alive(p) for p in pids)
+
+
+def test_kept_workers_are_stopped_by_an_error_in_training():
+    before = child_pids()
+    agent = A3C(CORRIDOR, seed=0, n_workers=2, backend="process", keep_workers=True, **SMALL)
+    agent.learn(100)
+    pids = [agent.pool.info(i)["pid"] for i in range(2)]
+
+    def callback(agent_, info):
+        raise KeyError("boom")
+
+    with pytest.raises(KeyError, match="boom"):
+        agent.learn(100, callback=callback)
+    assert not agent.pool.running and child_pids() == before and not any(alive(p) for p in pids)
+    agent.learn(100)  # a new pool
+    assert agent.pool.running and [agent.pool.info(i)["pid"] for i in range(2)] != pids
+    agent.close()
+    assert child_pids() == before
+
+
+def test_start_workers_needs_kept_remote_workers():
+    with pytest.raises(ValueError, match="set backend='process' or 'ray' and keep_workers=True"):
+        A3C(CORRIDOR, n_workers=2, backend="process", **SMALL).start_workers()
+    with pytest.raises(ValueError, match="backend='thread' and keep_workers=True"):
+        A3C(CORRIDOR, n_workers=2, backend="thread", keep_workers=True, **SMALL).start_workers()
+
+
+def test_tlrl_train_keeps_worker_processes_across_checkpoints_and_stops_them_at_the_end(tmp_path):
+    from tlrl.config import load_config_text
+    from tlrl.training import prepare_new, run_training
+
+    before = child_pids()
+    config = load_config_text(f"""
+algo: a3c
+env: {{id: "{CORRIDOR}"}}
+total_steps: 400
+seed: 0
+runner: {{backend: process, workers: 2}}
+hyperparameters: {{n_steps: 5, n_envs: 2, net_arch: [16], keep_workers: true}}
+checkpoint: {{every_steps: 100}}
+log: {{progress: false}}
+eval: {{episodes: 2}}
+""")
+    run = prepare_new(config, str(tmp_path / "run"))
+    summary = run_training(run, progress=False)
+    assert summary["num_timesteps"] >= 400 and len(os.listdir(tmp_path / "run" / "checkpoints")) >= 4
+    pool = run.agent.pool
+    # one pool served every update of every interval (at each of the 3 checkpoint stops, the rollout
+    # still in flight in the other worker was dropped)
+    assert run.agent.learner.version <= sum(pool.completed) <= run.agent.learner.version + 3
+    assert not pool.running and child_pids() == before

@@ -17,7 +17,9 @@ rebuilt (`attempt` + 1, which re-seeds it) and training goes on to its step targ
 `max_worker_restarts` restarts in one run, the next failure stops training with a
 `WorkerError` that names the worker and carries its traceback. Whatever ends the run (the
 budget is spent, `on_update` returns False or raises, Ctrl-C, a failure), every worker is
-stopped before these functions return.
+stopped before these functions return, except that a *kept* pool (`keep_pool=True`) stays up
+after a run that ended normally (budget spent, or `on_update` returned False), so the next
+run skips the workers' startup; `start_workers` starts one ahead of training.
 """
 from __future__ import annotations
 
@@ -29,13 +31,42 @@ from tlrl.runner.pools import Failure, Restarts, StepBudget, WorkerPool, describ
 OnUpdate = Callable[[Dict[str, Any]], Optional[bool]]
 
 
+def start_workers(pool: WorkerPool, learner, *, max_worker_restarts: int = 3) -> float:
+    """Start the pool's workers and wait until each holds the learner's weights; returns the seconds it took.
+
+    Worker processes and Ray actors take seconds to start (importing TF, building the env and
+    network, tracing); a kept pool (`run_gradient_workers(keep_pool=True)`) pays that once.
+    A worker that fails here is handled as in training; on any error the pool is closed.
+    """
+    t0 = time.perf_counter()
+    restarts = Restarts(pool, max_worker_restarts, what="start")
+    try:
+        pool.start()
+        flat = learner.get_flat_weights()
+        waiting = set(range(pool.n))
+        for i in waiting:
+            if not pool.busy(i):
+                pool.submit(i, "set_flat_weights", flat)
+        while waiting:
+            for ev in pool.poll(timeout=1.0):
+                if ev.failure is not None:
+                    restarts.handle(ev.failure)
+                    pool.submit(ev.index, "set_flat_weights", learner.get_flat_weights())
+                else:
+                    waiting.discard(ev.index)
+    except BaseException:
+        pool.close()
+        raise
+    return time.perf_counter() - t0
+
+
 def run_gradient_workers(pool: WorkerPool, learner, total_steps: int, on_update: OnUpdate,
                          learning_rate: Callable[[float], float], *, steps_per_rollout: int,
-                         max_worker_restarts: int = 3) -> Dict[str, Any]:
+                         max_worker_restarts: int = 3, keep_pool: bool = False) -> Dict[str, Any]:
     """Train until `total_steps` env steps are applied (rounded up to whole rollouts); see the module docstring.
 
     Args:
-        pool: the workers (not started yet); it is started here and always closed on return.
+        pool: the workers; started here unless running already (a kept pool).
         learner: a `tlrl.workers.Learner` holding the shared weights.
         total_steps: env steps to train for.
         on_update: called in this thread after each applied update with the worker's stats plus
@@ -43,6 +74,9 @@ def run_gradient_workers(pool: WorkerPool, learner, total_steps: int, on_update:
         learning_rate: schedule of the step size over the progress 0 -> 1 of this run.
         steps_per_rollout: env steps of one worker call.
         max_worker_restarts: worker restarts allowed in this run before a failure stops it.
+        keep_pool: leave the workers running when training ends normally (the budget is spent
+            or `on_update` returned False), for the next run; the pool is closed on any error
+            or Ctrl-C all the same.
 
     Returns:
         `{"restarts", "updates", "wall"}` of this run.
@@ -53,6 +87,7 @@ def run_gradient_workers(pool: WorkerPool, learner, total_steps: int, on_update:
     updates = 0
     stopping = False
     t0 = time.perf_counter()
+    finished = False
 
     def dispatch(i: int, flat) -> None:
         before = budget.claim(steps_per_rollout)
@@ -86,8 +121,10 @@ def run_gradient_workers(pool: WorkerPool, learner, total_steps: int, on_update:
                     stopping = True
                 else:
                     dispatch(i, weights)
+        finished = True
     finally:
-        pool.close()
+        if not (keep_pool and finished):
+            pool.close()
     return {"restarts": restarts.count, "updates": updates, "wall": time.perf_counter() - t0}
 
 

@@ -200,12 +200,24 @@ class WorkerPool:
         #: calls completed by each worker (all attempts).
         self.completed = [0] * self.n
         self._busy = [False] * self.n
+        self._started = False
         self._closed = False
 
     # lifecycle
     def start(self) -> None:
+        """Start every worker; a no-op if the pool is running already (pools can be kept across runs)."""
+        if self._closed:
+            raise RuntimeError(f"this {self.backend!r} worker pool was closed; make a new one")
+        if self._started:
+            return
+        self._started = True
         for i in range(self.n):
             self._start(i)
+
+    @property
+    def running(self) -> bool:
+        """Started and not closed: `submit` can be called."""
+        return self._started and not self._closed
 
     def restart(self, i: int) -> None:
         """Replace worker `i` by a fresh one (its unfinished call is dropped)."""
