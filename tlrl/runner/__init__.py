@@ -33,8 +33,9 @@ from __future__ import annotations
 import importlib
 from typing import Any, Callable, Optional
 
-from tlrl.runner.pools import (BACKENDS, Event, Failure, InlinePool, Restarts, StepBudget, ThreadPool, WorkerError,
-                               WorkerPool, check_backend, make_pool)
+from tlrl.runner.driver_policy import Restarts, StepBudget
+from tlrl.runner.pools import (BACKENDS, Event, Failure, InlinePool, ThreadPool, WorkerError, WorkerPool, check_backend,
+                               make_pool)
 
 # Imported on first use, so a worker process that only needs the pool machinery does not import TF.
 _LAZY = {"ApeX": "apex", "OffPolicyActor": "apex_actor", "apex_epsilons": "apex_actor", "FlatGradientWorker": "gradient",

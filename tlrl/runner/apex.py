@@ -51,7 +51,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import numpy as np
 
 from tlrl.runner.apex_actor import OffPolicyActor, _actor_config, acting_module, apex_epsilons
-from tlrl.runner.pools import Restarts, StepBudget, check_backend, make_pool
+from tlrl.runner.driver_policy import Restarts, StepBudget
+from tlrl.runner.pools import check_backend, make_pool
 from tlrl.workers.flat import FlatLayout
 
 

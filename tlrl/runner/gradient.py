@@ -26,7 +26,8 @@ from __future__ import annotations
 import time
 from typing import Any, Callable, Dict, Optional
 
-from tlrl.runner.pools import Failure, Restarts, StepBudget, WorkerPool, describe_exception
+from tlrl.runner.driver_policy import Restarts, StepBudget
+from tlrl.runner.pools import Failure, WorkerPool, describe_exception
 
 OnUpdate = Callable[[Dict[str, Any]], Optional[bool]]
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, Optional, Sequence
 
-from tlrl.runner.pools import StepBudget, WorkerError  # noqa: F401 - re-exported: one error type everywhere
+from tlrl.runner.driver_policy import StepBudget  # noqa: F401 - re-exported
+from tlrl.runner.pools import WorkerError  # noqa: F401 - re-exported: one error type everywhere
 
 OnUpdate = Callable[[Dict[str, Any]], Optional[bool]]
 
