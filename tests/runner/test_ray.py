@@ -1,5 +1,5 @@
 """The Ray backend on a simulated 2-node cluster (one Ray session for the module): placement on both
-nodes, a killed actor restarted, actors gone at the end, Ray bound to 127.0.0.1 only."""
+nodes, a killed actor restarted, actors gone at the end, Ray and the pool's socket bound to 127.0.0.1 only."""
 import importlib.util
 import logging
 import os
@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from .helpers import alive
+from .helpers import alive, toy_factory
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="Ray is not installed")
 
@@ -108,3 +108,23 @@ def test_ray_listens_on_the_loopback_address_only(cluster):
     for line in listening:
         local = line.split()[3]
         assert local.startswith(("127.0.0.1:", "[::ffff:127.0.0.1]:")), f"Ray listens beyond loopback: {line}"
+
+
+def test_a_pool_joining_a_cluster_listens_on_the_drivers_node_address_for_actors_on_every_node(cluster):
+    import ray
+    from ray.util import get_node_ip_address
+
+    from tlrl.runner.ray_pool import RayPool
+
+    with RayPool(toy_factory, 2) as pool:  # Ray was started by the fixture, not by tlrl
+        pool.start()
+        assert pool.listen_address[0] == get_node_ip_address() == "127.0.0.1"  # the loopback cluster's node address
+        for i in range(2):
+            pool.submit(i, "echo", i)
+        events, deadline = [], time.monotonic() + 120.0  # a hang guard only
+        while len(events) < 2 and time.monotonic() < deadline:
+            events += pool.poll(timeout=1.0)
+        assert sorted((ev.index, ev.value["x"]) for ev in events) == [(0, 0), (1, 1)]
+        where = [pool.info(i) for i in range(2)]
+    assert {w["node_id"] for w in where} == {n["NodeID"] for n in ray.nodes() if n["Alive"]}
+    assert _wait_dead([w["pid"] for w in where])

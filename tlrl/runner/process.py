@@ -25,7 +25,7 @@ import os
 import pickle
 import signal
 import threading
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from tlrl.runner.pools import Event, Failure, Host, MakeFactory, WorkerPool, _event
 
@@ -46,6 +46,31 @@ def _limit_tf_threads(threads: Optional[int]) -> None:
         pass
 
 
+def serve_calls(conn, call: Callable[[str, tuple], Tuple[str, Any]]) -> None:
+    """Answer the calls that arrive on `conn` until told to stop: the loop of every remote worker.
+
+    Receives `(method, args)`, sends back `call(method, args)` (a `Host.call` result). `None`
+    stops the loop, and so does a closed connection (the learner is gone). A result that cannot
+    be pickled goes back as an error saying so. Used by a process over its pipe and by a Ray
+    actor over its socket (`tlrl.runner.ray_pool`), so both speak the same protocol.
+    """
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):  # the learner is gone
+            return
+        if msg is None:
+            return
+        out = call(*msg)
+        try:
+            conn.send(out)
+        except (BrokenPipeError, OSError):
+            return
+        except Exception as exc:  # noqa: BLE001 - the result (or exception) did not pickle
+            conn.send(("error", (f"{type(exc).__name__}: the result of {msg[0]} could not be sent to the "
+                                 f"learner ({exc})", "", None)))
+
+
 def _child_main(conn, payload: bytes, threads: Optional[int]) -> None:
     """Entry point of a worker process: build the worker, then serve calls until told to stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
@@ -54,21 +79,7 @@ def _child_main(conn, payload: bytes, threads: Optional[int]) -> None:
     _limit_tf_threads(threads)
     host = Host(factory)
     try:
-        while True:
-            try:
-                msg = conn.recv()
-            except (EOFError, OSError):  # the parent is gone
-                return
-            if msg is None:
-                return
-            out = host.call(*msg)
-            try:
-                conn.send(out)
-            except (BrokenPipeError, OSError):
-                return
-            except Exception as exc:  # noqa: BLE001 - the result (or exception) did not pickle
-                conn.send(("error", (f"{type(exc).__name__}: the result of {msg[0]} could not be sent to the "
-                                     f"learner ({exc})", "", None)))
+        serve_calls(conn, host.call)
     finally:
         host.close()
 

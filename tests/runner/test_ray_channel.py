@@ -1,0 +1,148 @@
+"""The Ray backend's direct channel, on a local Ray started by `init_ray`: calls go over an authenticated
+socket bound to 127.0.0.1, actors that die before or after connecting are reported, a replaced actor's
+connection is never taken for its successor's, and nothing is left running."""
+import functools
+import importlib.util
+import multiprocessing.connection as mpc
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from .helpers import alive, toy_factory
+
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="Ray is not installed")
+
+TESTS_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    saved = {k: os.environ.get(k) for k in ("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "PYTHONPATH")}
+    # Ray's worker processes inherit this environment: let them import the test helpers.
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (TESTS_DIR, saved["PYTHONPATH"]) if p)
+    from tlrl.runner.ray_pool import init_ray, shutdown_ray
+
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+    init_ray(num_cpus=2)
+    try:
+        yield ray
+    finally:
+        shutdown_ray()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _pool(make_factory=toy_factory, n=1):
+    from tlrl.runner.ray_pool import RayPool
+
+    return RayPool(make_factory, n, num_cpus=0.5)
+
+
+def _collect(pool, n_events, timeout=120.0):  # the timeout only guards against a hang
+    events, deadline = [], time.monotonic() + timeout
+    while len(events) < n_events and time.monotonic() < deadline:
+        events += pool.poll(timeout=1.0)
+    return events
+
+
+def _wait_dead(pids, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(alive(p) for p in pids):
+        time.sleep(0.2)
+    return not any(alive(p) for p in pids)
+
+
+def _exits_at_once(index, attempt):
+    """A worker factory whose call ends the actor's process: it dies before connecting."""
+    return functools.partial(os._exit, 3)
+
+
+def test_calls_queued_before_the_actor_connects_are_delivered_and_errors_keep_their_traceback(local_ray):
+    with _pool(n=2) as pool:
+        pool.start()
+        for i in range(2):  # submitted at once: the actors have not connected yet
+            pool.submit(i, "echo", i)
+        events = _collect(pool, 2)
+        assert sorted((ev.index, ev.value["x"], ev.value["calls"]) for ev in events) == [(0, 0, 1), (1, 1, 1)]
+        pool.submit(1, "fail", "env exploded")
+        (ev,) = _collect(pool, 1)
+        assert ev.failure.kind == "raised" and ev.failure.message == "RuntimeError: env exploded"
+        assert "in fail" in ev.failure.traceback and isinstance(ev.failure.exception, RuntimeError)
+        pids = [pool.info(i)["pid"] for i in range(2)]
+    assert _wait_dead(pids), "an actor process outlived close()"
+
+
+def test_an_actor_that_dies_before_connecting_is_reported_as_died(local_ray):
+    with _pool(_exits_at_once) as pool:
+        pool.start()
+        pool.submit(0, "echo", 1)
+        events = _collect(pool, 1)
+        assert len(events) == 1, "the death of an actor that never connected was not reported"
+        assert events[0].failure.kind == "died" and events[0].failure.message.startswith("(Ray actor) died")
+
+
+def test_a_killed_actor_is_reported_as_died_and_replaced(local_ray):
+    with _pool() as pool:
+        pool.start()
+        pool.submit(0, "pid")
+        (ev,) = _collect(pool, 1)
+        old = ev.value
+        assert old == pool.info(0)["pid"]
+        pool.submit(0, "sleep", 60.0)
+        pool.kill(0)  # SIGKILL of the actor's process, in the middle of a call over its socket
+        (ev,) = _collect(pool, 1)
+        assert ev.failure.kind == "died" and ev.failure.message.startswith("(Ray actor) died")
+        pool.restart(0)
+        pool.submit(0, "echo", None)
+        (ev,) = _collect(pool, 1)
+        assert ev.value["attempt"] == 1 and ev.value["calls"] == 1
+        assert not alive(old)
+        new = pool.info(0)["pid"]
+    assert _wait_dead([new])
+
+
+def test_a_connection_saying_it_is_a_replaced_actor_is_not_taken(local_ray):
+    with _pool() as pool:
+        pool.start()
+        pool.submit(0, "echo", 0)
+        _collect(pool, 1)
+        pool.restart(0)  # generation 1 -> 2
+        pool.submit(0, "sleep", 0.5)  # queued until the new actor connects
+        stale = mpc.Client(pool.listen_address, family="AF_INET", authkey=pool._listener.authkey)
+        stale.send((0, 1))  # the hello of the replaced actor
+        stale.send(("ok", "a result of the replaced actor"))
+        (ev,) = _collect(pool, 1)
+        assert ev.failure is None and ev.value == pool.info(0)["pid"]
+        stale.close()
+
+
+def test_a_peer_without_the_key_is_refused_and_the_pool_goes_on(local_ray):
+    with _pool() as pool:
+        pool.start()
+        with pytest.raises(mpc.AuthenticationError):
+            mpc.Client(pool.listen_address, family="AF_INET", authkey=os.urandom(32))
+        pool.submit(0, "echo", 1)
+        (ev,) = _collect(pool, 1)
+        assert ev.value["x"] == 1
+
+
+@pytest.mark.skipif(shutil.which("ss") is None, reason="needs ss to list listening sockets")
+def test_the_pool_listens_on_the_loopback_address_only_and_stops_listening_on_close(local_ray):
+    pool = _pool()
+    with pool:
+        pool.start()
+        host, port = pool.listen_address
+        assert host == "127.0.0.1"
+        out = subprocess.run(["ss", "-ltnH"], capture_output=True, text=True).stdout.splitlines()
+        assert [line.split()[3] for line in out if line.split()[3].endswith(f":{port}")] == [f"127.0.0.1:{port}"]
+    with pytest.raises(OSError):
+        mpc.Client(("127.0.0.1", port), family="AF_INET", authkey=b"x")
