@@ -6,8 +6,8 @@ run in a fresh subprocess measures:
 - startup: seconds from `learn()` to the first applied update (worker processes import TF and
   trace their functions; a Ray instance is started before the clock, as a cluster would be
   running already);
-- env steps/s and the learner's gradient steps/s after startup (training time only: the
-  periodic evaluations are not counted);
+- env steps/s and the learner's gradient steps/s from the first to the last applied update
+  (training time only: the periodic evaluations, the startup and the shutdown are not counted);
 - steps and seconds until a 10-episode deterministic evaluation reaches 475 (checked every
   2.5k env steps for A3C, 5k for Ape-X; "-" if never within the budget): training time with
   the startup, and from the first applied update (the workers running, as they stay with
@@ -107,6 +107,7 @@ def run_child(task: str, backend: str, workers: int, seed: int, budget: int, eva
         clock["updates"] += 1
         if clock["first"] is None:
             clock["first"], clock["first_steps"] = now - t0, info["num_timesteps"]
+        clock["last"], clock["last_steps"] = now - t0 - clock["paused"], info["num_timesteps"]
         if eval_every and info["num_timesteps"] >= next_eval[0]:
             next_eval[0] += eval_every
             trained = now - t0 - clock["paused"]
@@ -120,8 +121,9 @@ def run_child(task: str, backend: str, workers: int, seed: int, budget: int, eva
 
     learn(budget, callback=callback)
     train = time.perf_counter() - t0 - clock["paused"]
-    steady = max(train - clock["first"], 1e-9)
-    steps_after = agent.num_timesteps - clock["first_steps"]
+    # first to last applied update: the workers' startup and shutdown are not throughput
+    steady = max(clock["last"] - clock["first"], 1e-9)
+    steps_after = clock["last_steps"] - clock["first_steps"]
     final = agent.evaluate(20, deterministic=True)[0] if eval_every else float("nan")
     return {"task": task, "backend": backend, "workers": workers, "seed": seed, "startup": clock["first"],
             "steps_per_second": steps_after / steady, "updates_per_second": (clock["updates"] - 1) * per_update / steady,

@@ -149,3 +149,17 @@ def test_a_worker_that_never_completed_work_is_not_restarted():
                                           r"work.*__name__ == '__main__'"):
         Restarts(pool, 5).handle(Failure(1, "died", "(process 7) was killed by SIGKILL"))
     assert pool.restarted == []
+
+
+def test_closing_a_process_pool_lets_every_idle_worker_exit_by_itself():
+    """Idle workers told to stop exit with code 0; none is terminated for lack of waiting (close used to
+    signal the others as soon as the first had exited)."""
+    for n in (1, 3):
+        pool = make_pool("process", toy_factory, n)
+        pool.start()
+        for i in range(n):
+            pool.submit(i, "echo", i)
+        assert len(_collect(pool, n)) == n
+        procs = list(pool._procs)
+        pool.close()
+        assert [p.exitcode for p in procs] == [0] * n
