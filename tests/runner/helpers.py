@@ -58,6 +58,14 @@ def child_pids():
     return out
 
 
+def wait_dead(pids, timeout=20.0):
+    """Wait until none of `pids` is alive (`timeout` only guards against a hang); True if so."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(alive(p) for p in pids):
+        time.sleep(0.2)
+    return not any(alive(p) for p in pids)
+
+
 def alive(pid):
     """Whether `pid` is a live (not zombie) process."""
     try:

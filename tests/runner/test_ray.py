@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from .helpers import alive, toy_factory
+from .helpers import toy_factory, wait_dead
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="Ray is not installed")
 
@@ -43,13 +43,6 @@ def cluster():
                 os.environ[k] = v
 
 
-def _wait_dead(pids, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and any(alive(p) for p in pids):
-        time.sleep(0.2)
-    return not any(alive(p) for p in pids)
-
-
 def test_a3c_workers_use_both_nodes_and_survive_a_killed_actor(cluster, caplog):
     import ray
 
@@ -79,7 +72,7 @@ def test_a3c_workers_use_both_nodes_and_survive_a_killed_actor(cluster, caplog):
     nodes = {n["NodeID"] for n in ray.nodes() if n["Alive"]}
     assert set(seen.values()) == nodes and len(nodes) == 2, "the workers were not spread over both nodes"
     assert len(seen) == 3 and killed in seen  # two workers and the restarted one
-    assert _wait_dead(seen), "an actor process outlived learn()"
+    assert wait_dead(seen), "an actor process outlived learn()"
 
 
 def test_apex_actors_run_on_ray(cluster):
@@ -93,7 +86,7 @@ def test_apex_actors_run_on_ray(cluster):
     apex.learn(512, callback=lambda a, info: pids.extend(apex.pool.info(i)["pid"] for i in range(2)) if not pids
                else None)
     assert agent.num_timesteps == 512 and apex.stats["updates"] > 0
-    assert _wait_dead(set(pids))
+    assert wait_dead(set(pids))
 
 
 @pytest.mark.skipif(shutil.which("ss") is None, reason="needs ss to list listening sockets")
@@ -127,4 +120,4 @@ def test_a_pool_joining_a_cluster_listens_on_the_drivers_node_address_for_actors
         assert sorted((ev.index, ev.value["x"]) for ev in events) == [(0, 0), (1, 1)]
         where = [pool.info(i) for i in range(2)]
     assert {w["node_id"] for w in where} == {n["NodeID"] for n in ray.nodes() if n["Alive"]}
-    assert _wait_dead([w["pid"] for w in where])
+    assert wait_dead([w["pid"] for w in where])

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from .helpers import alive, toy_factory
+from .helpers import alive, toy_factory, wait_dead
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="Ray is not installed")
 
@@ -54,13 +54,6 @@ def _collect(pool, n_events, timeout=120.0):  # the timeout only guards against 
     return events
 
 
-def _wait_dead(pids, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and any(alive(p) for p in pids):
-        time.sleep(0.2)
-    return not any(alive(p) for p in pids)
-
-
 def _exits_at_once(index, attempt):
     """A worker factory whose call ends the actor's process: it dies before connecting."""
     return functools.partial(os._exit, 3)
@@ -78,7 +71,7 @@ def test_calls_queued_before_the_actor_connects_are_delivered_and_errors_keep_th
         assert ev.failure.kind == "raised" and ev.failure.message == "RuntimeError: env exploded"
         assert "in fail" in ev.failure.traceback and isinstance(ev.failure.exception, RuntimeError)
         pids = [pool.info(i)["pid"] for i in range(2)]
-    assert _wait_dead(pids), "an actor process outlived close()"
+    assert wait_dead(pids), "an actor process outlived close()"
 
 
 def test_an_actor_that_dies_before_connecting_is_reported_as_died(local_ray):
@@ -107,7 +100,7 @@ def test_a_killed_actor_is_reported_as_died_and_replaced(local_ray):
         assert ev.value["attempt"] == 1 and ev.value["calls"] == 1
         assert not alive(old)
         new = pool.info(0)["pid"]
-    assert _wait_dead([new])
+    assert wait_dead([new])
 
 
 def test_a_connection_saying_it_is_a_replaced_actor_is_not_taken(local_ray):
