@@ -303,6 +303,8 @@ class A3C(BaseAgent):
                                    "episode_returns": returns, "worker": stats["worker"], "version": stats["version"]})
 
         c, lr, total = self.config, self.learning_rate_fn, int(total_steps)
+        if self.pool is not None and not self._pool_kept():
+            self.pool.close()  # e.g. workers kept for another backend (a Runner's choice): stop them
         if c.backend in ("sync", "thread") and c.n_workers == 1:
             self.pool = None
             run_local(lambda attempt: self._local_worker(0, attempt), self.learner, total, on_update, lr,
@@ -348,6 +350,8 @@ class A3C(BaseAgent):
                              f"and keep_workers=True)")
         if self._pool_kept():
             return 0.0
+        if self.pool is not None:
+            self.pool.close()
         self.pool = self._remote_pool()
         return start_workers(self.pool, self.learner, max_worker_restarts=c.max_worker_restarts)
 

@@ -192,3 +192,13 @@ eval: {{episodes: 2}}
     # still in flight in the other worker was dropped)
     assert run.agent.learner.version <= sum(pool.completed) <= run.agent.learner.version + 3
     assert not pool.running and child_pids() == before
+
+
+def test_kept_workers_of_another_backend_are_stopped_when_the_runner_switches():
+    before = child_pids()
+    agent = A3C(CORRIDOR, seed=0, n_workers=2, backend="process", keep_workers=True, **SMALL)
+    agent.learn(100)
+    pids = [agent.pool.info(i)["pid"] for i in range(2)]
+    Runner(agent, backend="thread").learn(100)  # the runner's backend for this call
+    assert child_pids() == before and not any(alive(p) for p in pids)
+    agent.close()
