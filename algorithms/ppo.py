@@ -26,202 +26,24 @@ True
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 import gymnasium as gym
 import numpy as np
 import tensorflow as tf
 
 from tlrl.agent import BaseAgent
+from tlrl.algorithms.ppo_parts import METRICS, ActorCritic, PPOConfig, ppo_loss  # noqa: F401 - public names
 from tlrl.buffers import RolloutBuffer
 from tlrl.envs import ObservationNormalizer, RewardNormalizer
 from tlrl.episodes import EpisodeTracker, true_next_obs
-from tlrl.hyperparams import require
-from tlrl.layers import initializers as init
-from tlrl.modules import GaussianHead, ValueHead, make_policy_head, make_torso
-from tlrl.modules.torsos import is_image_space
+from tlrl.modules import GaussianHead
 from tlrl.numpy_policy import NumpyModule, NumpyUnsupported
 from tlrl.off_policy import obs_signature, to_tf_obs
 from tlrl.optim import Adam
-from tlrl.schedules import ScheduleSpec, make_schedule
-
-ArchSpec = Union[Tuple[int, ...], Dict[str, Tuple[int, ...]]]
-
-
-# ----- hyperparameters ---------------------------------------------------------------------------
-@dataclasses.dataclass
-class PPOConfig:
-    """PPO hyperparameters (SB3 names and defaults)."""
-
-    learning_rate: ScheduleSpec = 3e-4
-    """Adam step size: a number, "lin_<start>" (linear to 0 over the learn call) or a callable of progress 0->1."""
-    n_steps: int = 2048
-    """Steps per env in each rollout (a rollout holds n_steps * n_envs transitions)."""
-    batch_size: int = 64
-    """Minibatch size; a rollout that it does not divide ends each epoch with a smaller minibatch (as SB3)."""
-    n_epochs: int = 10
-    """Passes over each rollout, each with a fresh shuffle."""
-    gamma: float = 0.99
-    """Discount factor."""
-    gae_lambda: float = 0.95
-    """GAE lambda (bias/variance trade-off of the advantages)."""
-    clip_range: ScheduleSpec = 0.2
-    """PPO ratio clip epsilon: number, "lin_<start>" or callable of progress."""
-    clip_range_vf: Optional[ScheduleSpec] = None
-    """If set, value predictions are clipped to old_value +- this (SB3 semantics); None disables it."""
-    normalize_advantage: bool = True
-    """Normalize advantages within each minibatch (mean 0, std 1)."""
-    ent_coef: float = 0.0
-    """Weight of the entropy bonus."""
-    vf_coef: float = 0.5
-    """Weight of the value loss."""
-    max_grad_norm: Optional[float] = 0.5
-    """Clip gradients to this global norm; None disables clipping."""
-    target_kl: Optional[float] = None
-    """Stop the update early (rest of all epochs) when a minibatch's approx. KL exceeds 1.5 * target_kl."""
-    n_envs: int = 1
-    """Number of parallel training envs (one vector env)."""
-    net_arch: ArchSpec = (64, 64)
-    """Hidden sizes: a list for both actor and critic torsos, or {"pi": [...], "vf": [...]}."""
-    activation: str = "tanh"
-    """Activation of the torso MLPs."""
-    share_torso: Optional[bool] = None
-    """One torso for actor and critic; None means shared for image observations (CNN), separate otherwise."""
-    log_std_init: float = 0.0
-    """Initial log standard deviation of the Gaussian policy (Box actions)."""
-    normalize_obs: bool = False
-    """Normalize (float Box) observations with running statistics, saved with the agent, frozen at evaluation."""
-    normalize_reward: bool = False
-    """Scale rewards by the running std of the discounted return (training only)."""
-    clip_obs: float = 10.0
-    """Clip normalized observations to +- this."""
-    clip_reward: float = 10.0
-    """Clip normalized rewards to +- this."""
-    jit_compile: bool = True
-    """Compile the fused update with XLA (CartPole, 20 minibatches of 256: 11 ms vs 23 ms a call; compiling takes
-    a few seconds once)."""
-
-    def validate(self) -> None:
-        for name in ("n_steps", "batch_size", "n_epochs", "n_envs"):
-            require(getattr(self, name) > 0, f"{name} must be positive, got {getattr(self, name)}")
-        require(0.0 <= self.gamma <= 1.0, f"gamma must be in [0, 1], got {self.gamma}")
-        require(0.0 <= self.gae_lambda <= 1.0, f"gae_lambda must be in [0, 1], got {self.gae_lambda}")
-        require(self.batch_size <= self.n_steps * self.n_envs,
-                f"batch_size ({self.batch_size}) must not exceed the rollout size n_steps * n_envs "
-                f"({self.n_steps} * {self.n_envs} = {self.n_steps * self.n_envs})")
-        require(self.ent_coef >= 0.0, f"ent_coef must be >= 0, got {self.ent_coef}")
-        require(self.vf_coef >= 0.0, f"vf_coef must be >= 0, got {self.vf_coef}")
-        require(self.max_grad_norm is None or self.max_grad_norm > 0,
-                f"max_grad_norm must be positive or None, got {self.max_grad_norm}")
-        require(self.target_kl is None or self.target_kl > 0, f"target_kl must be positive or None, got {self.target_kl}")
-        require(self.clip_obs > 0 and self.clip_reward > 0, "clip_obs and clip_reward must be positive")
-        for name in ("learning_rate", "clip_range") + (("clip_range_vf",) if self.clip_range_vf is not None else ()):
-            value = make_schedule(getattr(self, name), name)(0.0)
-            require(value > 0, f"{name} must start positive, got {value} at progress 0")
-        pi, vf = self.arch()
-        if self.share_torso and pi != vf:
-            raise ValueError(f"share_torso=True needs one net_arch for both actor and critic, got pi={pi}, vf={vf}")
-
-    def arch(self) -> Tuple[Tuple[int, ...], Tuple[int, ...]]:
-        """(actor hidden sizes, critic hidden sizes) from `net_arch`."""
-        if isinstance(self.net_arch, Mapping):
-            require(set(self.net_arch) == {"pi", "vf"},
-                    f"net_arch as a dict needs exactly the keys 'pi' and 'vf', got {sorted(self.net_arch)}")
-            pi, vf = tuple(self.net_arch["pi"]), tuple(self.net_arch["vf"])
-        else:
-            pi = vf = tuple(self.net_arch)
-        for sizes in (pi, vf):
-            require(all(isinstance(h, int) and h > 0 for h in sizes),
-                    f"net_arch sizes must be positive integers, got {self.net_arch}")
-        return tuple(int(h) for h in pi), tuple(int(h) for h in vf)
-
-
-# ----- networks ----------------------------------------------------------------------------------
-class ActorCritic(tf.Module):
-    """Policy pi(a|s) (a `tfp` distribution) and value V(s), with separate or shared torsos."""
-
-    def __init__(self, observation_space: gym.Space, action_space: gym.Space, config: PPOConfig):
-        super().__init__(name="actor_critic")
-        pi_arch, vf_arch = config.arch()
-        shared = config.share_torso if config.share_torso is not None else _has_image(observation_space)
-        self.shared = bool(shared)
-        self.pi_torso = make_torso(observation_space, hidden=pi_arch, activation=config.activation)
-        self.vf_torso = self.pi_torso if self.shared else make_torso(observation_space, hidden=vf_arch,
-                                                                       activation=config.activation)
-        head_kwargs = {"log_std_init": config.log_std_init} if isinstance(action_space, gym.spaces.Box) else {}
-        self.policy_head = make_policy_head(action_space, **head_kwargs)  # orthogonal(0.01) init
-        self.value_head = ValueHead(w_init=init.orthogonal(1.0))
-
-    def __call__(self, obs):
-        obs = tf.nest.map_structure(lambda x: tf.cast(x, tf.float32), obs)
-        pi_features = self.pi_torso(obs)
-        vf_features = pi_features if self.shared else self.vf_torso(obs)
-        return self.policy_head(pi_features), self.value_head(vf_features)
-
-    def value(self, obs) -> tf.Tensor:
-        obs = tf.nest.map_structure(lambda x: tf.cast(x, tf.float32), obs)
-        return self.value_head(self.vf_torso(obs))
-
-
-def _has_image(space: gym.Space) -> bool:
-    if isinstance(space, gym.spaces.Dict):
-        return any(_has_image(s) for s in space.spaces.values())
-    return is_image_space(space)
-
-
-# ----- loss --------------------------------------------------------------------------------------
-def _mean(x: tf.Tensor, mask: Optional[tf.Tensor]) -> tf.Tensor:
-    return tf.reduce_mean(x) if mask is None else tf.reduce_sum(x * mask) / tf.reduce_sum(mask)
-
-
-def ppo_loss(dist, values: tf.Tensor, batch: Mapping[str, tf.Tensor], *, clip_range, clip_range_vf=None,
-             ent_coef: float = 0.0, vf_coef: float = 0.5, normalize_advantage: bool = True,
-             mask: Optional[tf.Tensor] = None) -> Tuple[tf.Tensor, Dict[str, tf.Tensor]]:
-    """The PPO loss L = L_clip + vf_coef * L_value - ent_coef * entropy, and its metrics.
-
-    Args:
-        dist: the current policy's distribution at `batch["obs"]` ([B] batch shape).
-        values: current V(s), [B].
-        batch: old `action`, `log_prob`, `value`, and `advantage`, `return` ([B] each).
-        clip_range: epsilon of the ratio clip; `clip_range_vf`: value clip (None: no clipping).
-        mask: optional [B] float weights of valid rows (1) and padding (0).
-
-    Returns:
-        `(loss, metrics)` with policy_loss, value_loss, entropy, approx_kl, clip_fraction, loss.
-    """
-    log_prob = dist.log_prob(batch["action"])
-    advantage = batch["advantage"]
-    if normalize_advantage:
-        mean = _mean(advantage, mask)
-        n = tf.cast(tf.size(advantage), tf.float32) if mask is None else tf.reduce_sum(mask)
-        sq = tf.square(advantage - mean) if mask is None else tf.square(advantage - mean) * mask
-        std = tf.sqrt(tf.reduce_sum(sq) / tf.maximum(n - 1.0, 1.0))  # unbiased, as torch.std in SB3
-        advantage = (advantage - mean) / (std + 1e-8)
-    log_ratio = log_prob - batch["log_prob"]
-    ratio = tf.exp(log_ratio)
-    surrogate = tf.minimum(advantage * ratio, advantage * tf.clip_by_value(ratio, 1.0 - clip_range, 1.0 + clip_range))
-    policy_loss = -_mean(surrogate, mask)
-    if clip_range_vf is not None:
-        values = batch["value"] + tf.clip_by_value(values - batch["value"], -clip_range_vf, clip_range_vf)
-    value_loss = _mean(tf.square(batch["return"] - values), mask)
-    entropy = _mean(dist.entropy(), mask)
-    loss = policy_loss + vf_coef * value_loss - ent_coef * entropy
-    log_ratio, ratio = tf.stop_gradient(log_ratio), tf.stop_gradient(ratio)
-    metrics = {
-        "policy_loss": policy_loss,
-        "value_loss": value_loss,
-        "entropy": entropy,
-        "approx_kl": _mean((ratio - 1.0) - log_ratio, mask),  # the low-variance estimator k3
-        "clip_fraction": _mean(tf.cast(tf.abs(ratio - 1.0) > clip_range, tf.float32), mask),
-        "loss": loss,
-    }
-    return loss, metrics
-
-
-METRICS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction", "loss", "grad_norm")
+from tlrl.schedules import make_schedule
 
 
 # ----- agent -------------------------------------------------------------------------------------
