@@ -124,6 +124,7 @@ def run_gradient_workers(pool: WorkerPool, learner, total_steps: int, on_update:
                     dispatch(i, weights)
         finished = True
     finally:
+        learner.sync()  # the network and optimizer variables hold the last update
         if not (keep_pool and finished):
             pool.close()
     return {"restarts": restarts.count, "updates": updates, "wall": time.perf_counter() - t0}
@@ -195,4 +196,5 @@ def run_local(make_worker: Callable[[int], Any], learner, total_steps: int, on_u
         stats.update(worker=0, learning_rate=lr, worker_restarts=restarts.count)
         if on_update(stats) is False:
             break
+    learner.sync()
     return {"restarts": restarts.count, "updates": updates, "wall": time.perf_counter() - t0}

@@ -1,20 +1,29 @@
 """`Learner`: the shared parameters of asynchronous training, updated as gradients arrive.
 
 Gradients come in and weights go out as lists of numpy arrays (any backend can carry them).
-Each `apply` is one compiled call that steps the optimizer and snapshots the new weights,
-under a lock: a checkpoint taken under the same lock (`with learner.lock:`) never sees a
-half-applied update, and every published weight list is one consistent version.
+Each `apply` steps the optimizer under a lock: a checkpoint taken under the same lock
+(`with learner.lock:`) never sees a half-applied update, and every published weight list is
+one consistent version.
+
+With a `tlrl.optim.Adam` (A3C's optimizer) the step runs on a numpy copy of the weights and
+of Adam's state (`HostAdam`), because a compiled TF call costs more than the arithmetic on
+small networks and workers wait for it. The TF variables (network and optimizer) are then
+behind, and are brought up to date whenever someone takes `learner.lock` (saving,
+acting, evaluating) and when a run of `tlrl.runner.run_gradient_workers` ends; whoever holds
+the lock may also change them (restoring a checkpoint), so the numpy copy is read again
+from them at the next update. Code that reads the variables during training must hold the lock.
 """
 from __future__ import annotations
 
 import threading
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
 
 from tlrl.workers.compiled import FixedFunction
 from tlrl.workers.flat import FlatLayout
+from tlrl.workers.host_adam import HostAdam
 
 Weights = List[np.ndarray]
 
@@ -41,8 +50,9 @@ class Learner:
         self.variables = list(variables)
         self.optimizer = optimizer
         optimizer.build(self.variables)
-        #: held while an update is applied; hold it to read or save a consistent set of weights.
-        self.lock = threading.RLock()
+        self._lock = threading.RLock()
+        #: held while an update is applied; hold it to read, save or change a consistent set of weights.
+        self.lock = _SyncingLock(self)
         #: number of updates applied since this learner was made.
         self.version = 0
         self.layout = FlatLayout.of(self.variables)
@@ -50,6 +60,17 @@ class Learner:
         self._fused: Dict[int, FixedFunction] = {}
         self._apply_fn = FixedFunction(self._apply, [self.layout.spec(), tf.TensorSpec([], tf.float32)],
                                        jit_compile=jit_compile)
+        # The numpy path (Adam only): weights and optimizer state as flat vectors, `None` while
+        # the TF variables are the current ones; `_ahead`: the TF variables are behind them.
+        from tlrl.optim import Adam
+
+        self._host_ok = type(optimizer) is Adam
+        self._host: Optional[Tuple[np.ndarray, HostAdam]] = None
+        self._ahead = False
+        self._last_lr = None
+        if self._host_ok:
+            slots = [self.layout.spec()] * 3 + [tf.TensorSpec([], tf.int64), tf.TensorSpec([], tf.float32)]
+            self._write_fn = FixedFunction(self._write, slots)
 
     def _apply(self, flat_grads, learning_rate):
         self.optimizer.learning_rate.assign(learning_rate)
@@ -70,15 +91,54 @@ class Learner:
         if np.shape(flat_grads) != (self.layout.size,):
             raise ValueError(f"Learner expects a flat gradient of shape ({self.layout.size},), "
                              f"got {np.shape(flat_grads)}")
-        with self.lock:
-            weights, norm = self._apply_fn(flat_grads, np.float32(learning_rate))
+        with self._lock:
+            if self._host_ok:
+                if self._host is None:
+                    self._host = self._read_host()
+                weights, adam = self._host
+                norm = adam.apply(np.asarray(flat_grads, np.float32), weights, learning_rate)
+                self._ahead, self._last_lr = True, float(learning_rate)
+                weights = weights.copy()
+            else:
+                weights, norm = self._apply_fn(flat_grads, np.float32(learning_rate))
+                weights = weights.numpy()
             self.version += 1
             version = self.version
-        return weights.numpy(), {"grad_norm": float(norm), "version": version}
+        return weights, {"grad_norm": float(norm), "version": version}
+
+    # ----- the numpy copy and the TF variables --------------------------------------------
+    def _read_host(self) -> Tuple[np.ndarray, HostAdam]:
+        adam = HostAdam.like(self.optimizer, self.layout.size)
+        adam.m[:] = self.layout.pack([m.numpy() for m in self.optimizer.m])
+        adam.v[:] = self.layout.pack([v.numpy() for v in self.optimizer.v])
+        adam.step = int(self.optimizer.step.numpy())
+        return self.layout.pack([v.numpy() for v in self.variables]), adam
+
+    def _write(self, weights, m, v, step, learning_rate):
+        opt = self.optimizer
+        for targets, flat in ((self.variables, weights), (opt.m, m), (opt.v, v)):
+            for var, part in zip(targets, self.layout.unpack_tf(flat)):
+                var.assign(part)
+        opt.step.assign(step)
+        opt.learning_rate.assign(learning_rate)
+        return tf.constant(True)
+
+    def sync(self) -> None:
+        """Bring the TF variables (network and optimizer) up to the latest update and make the
+        next update start from them (a no-op when they are current). Taking or leaving `lock`
+        does this, and `run_gradient_workers` does it when a run ends."""
+        with self._lock:
+            if self._ahead:
+                weights, adam = self._host
+                self._write_fn(weights, adam.m, adam.v, np.int64(adam.step), np.float32(self._last_lr))
+                self._ahead = False
+            self._host = None  # whoever holds the lock may change the variables: read them again
 
     def get_flat_weights(self) -> np.ndarray:
         """The current weights as one flat float32 vector (one consistent version)."""
-        with self.lock:
+        with self._lock:
+            if self._host is not None:
+                return self._host[0].copy()
             return self.layout.pack([v.numpy() for v in self.variables])
 
     # ----- a worker in this process that shares the variables: one call per rollout ------
@@ -106,7 +166,7 @@ class Learner:
         """One rollout of an attached worker, its gradient applied in the same compiled call;
         returns the worker's stats plus `grad_norm` and `version`."""
         episodes = worker.collect()
-        with self.lock:
+        with self.lock:  # brings the variables up to date first, as the fused call updates them
             weights, norm, metrics, returns = self._fused[id(worker)](*worker.batch(), np.float32(learning_rate))
             self.version += 1
             version = self.version
@@ -119,3 +179,26 @@ class Learner:
         """The current weights (one consistent version)."""
         with self.lock:
             return [v.numpy() for v in self.variables]
+
+
+class _SyncingLock:
+    """`Learner.lock`: the learner's re-entrant lock; entering and leaving it bring the TF variables
+    up to date and make the next update read them again (`Learner.sync`)."""
+
+    def __init__(self, learner: Learner):
+        self._learner = learner
+
+    def __enter__(self) -> "_SyncingLock":
+        self._learner._lock.acquire()
+        try:
+            self._learner.sync()
+        except BaseException:
+            self._learner._lock.release()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            self._learner.sync()
+        finally:
+            self._learner._lock.release()
