@@ -68,6 +68,19 @@ def load_average() -> str:
         return "n/a"
 
 
+def cpu_times() -> tuple:
+    """(total, idle) jiffies of the whole machine, from /proc/stat."""
+    with open("/proc/stat") as fh:
+        fields = [int(x) for x in fh.readline().split()[1:]]
+    return sum(fields), fields[3] + fields[4]
+
+
+def busy_cores(first: tuple, last: tuple) -> float:
+    """Cores in use on the whole machine (ours and anything else) between two `cpu_times`."""
+    total, idle = last[0] - first[0], last[1] - first[1]
+    return (os.cpu_count() or 1) * (1.0 - idle / total) if total > 0 else float("nan")
+
+
 # ----- one run (in a child process) -----------------------------------------------------------
 def make_learner(task: str, backend: str, workers: int, seed: int):
     """`(agent, learn)` of one configuration; `learn(steps, callback)` trains."""
@@ -107,6 +120,9 @@ def run_child(task: str, backend: str, workers: int, seed: int, budget: int, eva
         clock["updates"] += 1
         if clock["first"] is None:
             clock["first"], clock["first_steps"] = now - t0, info["num_timesteps"]
+            clock["cpu_first"] = clock["cpu_last"] = cpu_times()
+        elif not eval_every and clock["updates"] % 25 == 0:  # throughput runs: how busy the machine was
+            clock["cpu_last"] = cpu_times()
         clock["last"], clock["last_steps"] = now - t0 - clock["paused"], info["num_timesteps"]
         if eval_every and info["num_timesteps"] >= next_eval[0]:
             next_eval[0] += eval_every
@@ -130,7 +146,8 @@ def run_child(task: str, backend: str, workers: int, seed: int, budget: int, eva
             "steps": agent.num_timesteps, "train_seconds": train,
             "reached_steps": clock["reached"][0] if clock["reached"] else None,
             "reached_seconds": clock["reached"][1] if clock["reached"] else None,
-            "final_eval": final, "evals": clock["evals"]}
+            "final_eval": final, "evals": clock["evals"],
+            "busy_cores": busy_cores(clock["cpu_first"], clock["cpu_last"]) if not eval_every else None}
 
 
 def run_kept_child(backend: str, keep: bool, seed: int, calls: int, steps: int) -> dict:
@@ -227,7 +244,8 @@ def table(rows, loads) -> str:
     per_task = {t: sorted({r["seed"] for r in rows if r["task"] == t}) for t in TASKS}
     seeds = "; ".join(f"{t} {s}" for t, s in per_task.items() if s)
     lines += ["", f"Seeds: {seeds}. Load average (1, 5, 15 min) at start: {loads[0]}; at end: {loads[1]} "
-              f"(2-core machine shared with other jobs). Measured {datetime.date.today()}.", ""]
+              f"(a 2-core VM: its load average stays near 1 while top shows the CPUs idle, so the cores busy "
+              f"column of the paired scaling below is the measure of load). Measured {datetime.date.today()}.", ""]
     return "\n".join(lines)
 
 
@@ -236,27 +254,34 @@ def scaling(backends, tasks, rounds: int, budget: int) -> str:
     no evaluation; the ratio of each round's 2-worker to 1-worker steady env steps/s."""
     lines = ["", "Paired scaling (no evaluation, steady env steps/s after startup; 1 and 2 workers alternated in each "
              f"round, {rounds} rounds of {budget // 1000}k steps; speed-up = median of the per-round ratios):", "",
-             "| task | backend | 1 worker steps/s | 2 workers steps/s | speed-up (rounds) | load at start |",
+             "| task | backend | 1 worker steps/s | 2 workers steps/s | speed-up (rounds) | cores busy, 1 / 2 workers |",
              "|---|---|---|---|---|---|"]
     for task in tasks:
         for backend in backends:
-            res = {1: [], 2: []}
-            load = load_average()
+            res, busy = {1: [], 2: []}, {1: [], 2: []}
             for r in range(rounds):
                 for w in ((1, 2) if r % 2 == 0 else (2, 1)):
                     out = spawn(task, backend, w, r, budget, 0)
                     res[w].append(out.get("steps_per_second"))
+                    busy[w].append(out.get("busy_cores"))
                     print(f"scaling {task} {backend} x{w} round {r}: {out.get('steps_per_second', out.get('error'))}",
                           flush=True)
             pairs = [(a, b) for a, b in zip(res[1], res[2]) if a and b]
             ratios = [b / a for a, b in pairs]
             if not ratios:
-                lines.append(f"| {task} | {backend} | failed |||| {load} |")
+                lines.append(f"| {task} | {backend} | failed |||||")
                 continue
             lines.append(f"| {task} | {backend} | {statistics.median(a for a, _ in pairs):.0f} | "
                          f"{statistics.median(b for _, b in pairs):.0f} | {statistics.median(ratios):.2f}x "
-                         f"({', '.join(f'{x:.2f}' for x in ratios)}) | {load} |")
+                         f"({', '.join(f'{x:.2f}' for x in ratios)}) | {_median_of(busy[1])} / {_median_of(busy[2])} |")
+    lines += ["", "Cores busy: the whole machine's CPU use (/proc/stat, all processes) from the first to the last "
+              "update, median over rounds; 2.0 is all of this 2-core machine."]
     return "\n".join(lines)
+
+
+def _median_of(values) -> str:
+    ok = [v for v in values if v is not None]
+    return f"{statistics.median(ok):.2f}" if ok else "-"
 
 
 def write_section(text: str, append: bool = False) -> None:
