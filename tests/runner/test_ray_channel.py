@@ -74,6 +74,20 @@ def test_calls_queued_before_the_actor_connects_are_delivered_and_errors_keep_th
     assert wait_dead(pids), "an actor process outlived close()"
 
 
+@pytest.mark.parametrize("worker_niceness", [0, None])
+def test_actors_run_at_the_learners_priority_unless_rays_default_is_asked_for(local_ray, worker_niceness):
+    """Ray nices its workers by 15; next to a busy learner such an actor got half the throughput of a process."""
+    from tlrl.runner.ray_pool import RayPool
+
+    with RayPool(toy_factory, 1, num_cpus=0.5, worker_niceness=worker_niceness) as pool:
+        pool.start()
+        pool.submit(0, "pid")
+        (ev,) = _collect(pool, 1)
+        niceness = os.getpriority(os.PRIO_PROCESS, ev.value)
+    ours = os.getpriority(os.PRIO_PROCESS, 0)
+    assert niceness == (ours if worker_niceness == 0 else min(ours + 15, 19))
+
+
 def test_an_actor_that_dies_before_connecting_is_reported_as_died(local_ray):
     with _pool(_exits_at_once) as pool:
         pool.start()
