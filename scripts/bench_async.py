@@ -41,6 +41,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -121,8 +122,9 @@ def run_child(task: str, backend: str, workers: int, seed: int, budget: int, eva
         if clock["first"] is None:
             clock["first"], clock["first_steps"] = now - t0, info["num_timesteps"]
             clock["cpu_first"] = clock["cpu_last"] = cpu_times()
-        elif not eval_every and clock["updates"] % 25 == 0:  # throughput runs: how busy the machine was
-            clock["cpu_last"] = cpu_times()
+            clock["cpu_at"] = now
+        elif not eval_every and now - clock["cpu_at"] >= 0.2:  # throughput runs: how busy the machine was
+            clock["cpu_last"], clock["cpu_at"] = cpu_times(), now
         clock["last"], clock["last_steps"] = now - t0 - clock["paused"], info["num_timesteps"]
         if eval_every and info["num_timesteps"] >= next_eval[0]:
             next_eval[0] += eval_every
@@ -280,7 +282,7 @@ def scaling(backends, tasks, rounds: int, budget: int) -> str:
 
 
 def _median_of(values) -> str:
-    ok = [v for v in values if v is not None]
+    ok = [v for v in values if v is not None and math.isfinite(v)]
     return f"{statistics.median(ok):.2f}" if ok else "-"
 
 

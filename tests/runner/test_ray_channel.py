@@ -76,7 +76,7 @@ def test_calls_queued_before_the_actor_connects_are_delivered_and_errors_keep_th
 
 @pytest.mark.parametrize("worker_niceness", [0, None])
 def test_actors_run_at_the_learners_priority_unless_rays_default_is_asked_for(local_ray, worker_niceness):
-    """Ray nices its workers by 15; next to a busy learner such an actor got half the throughput of a process."""
+    """Ray nices its workers by 15; next to a busy learner such an actor collected about 70% of a process's rate."""
     from tlrl.runner.ray_pool import RayPool
 
     with RayPool(toy_factory, 1, num_cpus=0.5, worker_niceness=worker_niceness) as pool:

@@ -240,8 +240,8 @@ class RayPool(WorkerPool):
         scheduling_strategy: Ray scheduling strategy of the actors ("SPREAD" by default).
         worker_niceness: the actors' `nice` value (`RAY_worker_niceness` in their runtime env);
             None leaves Ray's default of 15. 0 by default: at 15 an actor gets a small share of
-            a core the learner also uses (Ape-X on this 2-core machine: 1.7k env steps/s
-            against 3.3k for a process actor), while worker processes run at the learner's 0.
+            a core the learner also uses (Ape-X on this 2-core machine: 1.4-1.7k env steps/s
+            against 2.1-2.2k for a process actor), while worker processes run at the learner's 0.
     """
 
     backend = "ray"
