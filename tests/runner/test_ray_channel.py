@@ -142,6 +142,35 @@ def test_a_peer_without_the_key_is_refused_and_the_pool_goes_on(local_ray):
         assert ev.value["x"] == 1
 
 
+def test_a_silent_peer_holds_up_no_actor_and_is_dropped_at_the_deadline(local_ray, monkeypatch):
+    import socket
+
+    from tlrl.runner import ray_pool
+
+    monkeypatch.setattr(ray_pool, "_HELLO_SECONDS", 300.0)  # the actor must get in while the peer still waits
+    with _pool() as pool:
+        pool.start()
+        silent = socket.create_connection(pool.listen_address)  # connects before the actor, then says nothing
+        pool.submit(0, "echo", 1)
+        (ev,) = _collect(pool, 1)
+        assert ev.failure is None and ev.value["x"] == 1
+        silent.close()
+        monkeypatch.setattr(ray_pool, "_HELLO_SECONDS", 0.5)
+        silent = socket.create_connection(pool.listen_address)
+        silent.settimeout(60.0)  # only guards against a hang
+        received = b""
+        while True:
+            chunk = silent.recv(4096)  # the key challenge, then the end: dropped for its silence
+            if not chunk:
+                break
+            received += chunk
+        assert received.startswith(b"\x00\x00") and b"#CHALLENGE#" in received
+        silent.close()
+        pool.submit(0, "echo", 2)
+        (ev,) = _collect(pool, 1)
+        assert ev.value["x"] == 2
+
+
 @pytest.mark.skipif(shutil.which("ss") is None, reason="needs ss to list listening sockets")
 def test_the_pool_listens_on_the_loopback_address_only_and_stops_listening_on_close(local_ray):
     pool = _pool()

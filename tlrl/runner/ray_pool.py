@@ -43,6 +43,7 @@ import pickle
 import signal
 import socket
 import sys
+import struct
 import threading
 import time
 from typing import Any, Deque, Dict, List, Optional, Tuple
@@ -106,6 +107,14 @@ def shutdown_ray() -> None:
     _started_here = False
 
 
+def _receive_timeout(conn, seconds: float) -> None:
+    """Make a blocking read on `conn` fail after `seconds` (0: never), in the kernel (SO_RCVTIMEO)."""
+    with socket.fromfd(conn.fileno(), socket.AF_INET, socket.SOCK_STREAM) as sock:  # a duplicate of the fd
+        whole = int(seconds)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO,
+                        struct.pack("ll", whole, int((seconds - whole) * 1e6)))
+
+
 def _no_delay(conn) -> None:
     """Send small messages at once (no Nagle delay): a call and its result are one round trip."""
     with socket.fromfd(conn.fileno(), socket.AF_INET, socket.SOCK_STREAM) as sock:  # a duplicate of the fd
@@ -164,18 +173,22 @@ class RayHost:
 class CallListener:
     """The learner's end of the actors' sockets: an authenticated listener and its accept thread.
 
-    The thread accepts a connection (a peer without `authkey` fails the handshake and is
-    dropped), reads its hello `(index, generation)` and leaves `(index, generation, conn)` for
-    `take()`, which the pool calls in its own thread. `wakeup` becomes readable when something
-    is left, so the pool can wait on it together with its connections.
+    The thread accepts connections; each one is greeted on a short thread of its own: the
+    `multiprocessing` key handshake (a peer without `authkey` fails it and is dropped), then its
+    hello `(index, generation)`, both within `_HELLO_SECONDS` (a kernel receive timeout), so a
+    peer that connects and stays silent delays no one else. A greeted connection is left as
+    `(index, generation, conn)` for `take()`, which the pool calls in its own thread. `wakeup`
+    becomes readable when something is left, so the pool can wait on it with its connections.
     """
 
     def __init__(self, host: str):
         self.authkey = os.urandom(32)
-        self._listener = mpc.Listener((host, 0), family="AF_INET", authkey=self.authkey)
+        # No authkey here: the handshake runs per connection in `_greet`, with a deadline.
+        self._listener = mpc.Listener((host, 0), family="AF_INET")
         self.address: Tuple[str, int] = self._listener.address
         self.wakeup, self._wake = mpc.Pipe(duplex=False)
         self._arrived: Deque[Tuple[int, int, Any]] = collections.deque()
+        self._lock = threading.Lock()
         self._closing = False
         self._thread = threading.Thread(target=self._accept, name="tlrl-ray-accept", daemon=True)
         self._thread.start()
@@ -184,24 +197,34 @@ class CallListener:
         while not self._closing:
             try:
                 conn = self._listener.accept()
-            except (OSError, EOFError, mpc.AuthenticationError):  # a peer without the key, or one that hung up
+            except OSError:  # a peer that hung up at once
                 continue
             if self._closing:
                 conn.close()
                 return
-            try:
-                if not conn.poll(_HELLO_SECONDS):
-                    raise TimeoutError("no hello")
-                index, generation = conn.recv()  # safe to unpickle: the peer holds the key
-                _no_delay(conn)
-            except Exception:  # noqa: BLE001 - not one of our actors after all
+            threading.Thread(target=self._greet, args=(conn,), name="tlrl-ray-greet", daemon=True).start()
+
+    def _greet(self, conn) -> None:
+        """Authenticate `conn` and read its hello, or drop it; either within `_HELLO_SECONDS`."""
+        try:
+            _receive_timeout(conn, _HELLO_SECONDS)
+            mpc.deliver_challenge(conn, self.authkey)  # what Listener.accept does with an authkey
+            mpc.answer_challenge(conn, self.authkey)
+            index, generation = conn.recv()  # safe to unpickle: the peer holds the key
+            _receive_timeout(conn, 0.0)  # calls may take as long as they take
+            _no_delay(conn)
+        except Exception:  # noqa: BLE001 - a wrong key, silence past the deadline, a hang-up: not ours
+            conn.close()
+            return
+        with self._lock:
+            if self._closing:
                 conn.close()
-                continue
+                return
             self._arrived.append((int(index), int(generation), conn))
             try:
                 self._wake.send_bytes(b"!")
             except OSError:  # closing
-                return
+                pass
 
     def take(self) -> List[Tuple[int, int, Any]]:
         """The connections accepted since the last call, as `(index, generation, conn)`."""
@@ -214,8 +237,9 @@ class CallListener:
 
     def close(self) -> None:
         """Stop accepting (the accept thread ends) and close what was not taken."""
-        self._closing = True
-        try:  # wake the thread up from accept(): a connection that fails the handshake
+        with self._lock:
+            self._closing = True
+        try:  # wake the thread up from accept()
             socket.create_connection(self.address, timeout=1.0).close()
         except OSError:
             pass
