@@ -145,9 +145,9 @@ def test_a_peer_without_the_key_is_refused_and_the_pool_goes_on(local_ray):
 def test_a_silent_peer_holds_up_no_actor_and_is_dropped_at_the_deadline(local_ray, monkeypatch):
     import socket
 
-    from tlrl.runner import ray_pool
+    from tlrl.runner import ray_channel
 
-    monkeypatch.setattr(ray_pool, "_HELLO_SECONDS", 300.0)  # the actor must get in while the peer still waits
+    monkeypatch.setattr(ray_channel, "_HELLO_SECONDS", 300.0)  # the actor must get in while the peer still waits
     with _pool() as pool:
         pool.start()
         silent = socket.create_connection(pool.listen_address)  # connects before the actor, then says nothing
@@ -155,7 +155,7 @@ def test_a_silent_peer_holds_up_no_actor_and_is_dropped_at_the_deadline(local_ra
         (ev,) = _collect(pool, 1)
         assert ev.failure is None and ev.value["x"] == 1
         silent.close()
-        monkeypatch.setattr(ray_pool, "_HELLO_SECONDS", 0.5)
+        monkeypatch.setattr(ray_channel, "_HELLO_SECONDS", 0.5)
         silent = socket.create_connection(pool.listen_address)
         silent.settimeout(60.0)  # only guards against a hang
         received = b""
