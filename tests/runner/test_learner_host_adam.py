@@ -93,3 +93,22 @@ def test_a_gradient_run_leaves_the_variables_current():
     assert learner.version == len(published) == 10
     assert int(learner.optimizer.step.numpy()) == 10  # read without the lock: already written back
     assert learner._host is None
+
+
+def test_workers_are_stopped_even_if_writing_the_variables_back_fails():
+    from tlrl.runner import make_pool, run_gradient_workers
+
+    class Worker:
+        def step(self, flat):
+            return np.ones_like(flat), {"steps": 4}
+
+    learner = Learner(_variables(), Adam(0.1))
+
+    def broken_sync():
+        raise RuntimeError("write-back failed")
+
+    learner.sync = broken_sync
+    pool = make_pool("thread", lambda i, attempt: Worker, 2)
+    with pytest.raises(RuntimeError, match="write-back failed"):
+        run_gradient_workers(pool, learner, 40, lambda stats: None, lambda progress: 0.1, steps_per_rollout=4)
+    assert not pool.running

@@ -124,9 +124,11 @@ def run_gradient_workers(pool: WorkerPool, learner, total_steps: int, on_update:
                     dispatch(i, weights)
         finished = True
     finally:
-        learner.sync()  # the network and optimizer variables hold the last update
-        if not (keep_pool and finished):
-            pool.close()
+        try:
+            learner.sync()  # the network and optimizer variables hold the last update
+        finally:
+            if not (keep_pool and finished):
+                pool.close()
     return {"restarts": restarts.count, "updates": updates, "wall": time.perf_counter() - t0}
 
 
