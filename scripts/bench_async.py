@@ -3,15 +3,17 @@
 For each task, backend ("sync", "thread", "process", "ray") and number of workers, one training
 run in a fresh subprocess measures:
 
-- startup: seconds from `learn()` to the first applied update (worker processes import TF and
-  trace their functions; a Ray instance is started before the clock, as a cluster would be
-  running already);
+- startup: seconds until the first applied update (worker processes import TF and trace their
+  functions; a Ray instance is started before the clock, as a cluster would be running
+  already). A3C's process and Ray workers are started and made ready first
+  (`keep_workers=True`, `start_workers()`), as in a long run: otherwise the second worker,
+  ready a few tenths of a second after the first, would leave one worker training alone at
+  the start of the "after startup" clock;
 - env steps/s and the learner's gradient steps/s from the first to the last applied update
   (training time only: the periodic evaluations, the startup and the shutdown are not counted);
 - steps and seconds until a 10-episode deterministic evaluation reaches 475 (checked every
-  2.5k env steps for A3C, 5k for Ape-X; "-" if never within the budget): training time with
-  the startup, and from the first applied update (the workers running, as they stay with
-  `keep_workers=True` across `learn` calls).
+  1k env steps for A3C, 5k for Ape-X; "-" if never within the budget): training time with
+  the startup, and from the first applied update (all workers running).
 
 `--kept ROUNDS` measures what kept workers save: A3C trained in 10 `learn` calls (as `tlrl
 train` does between checkpoints) with `keep_workers` False and True, on "process" and "ray".
@@ -57,7 +59,7 @@ TASKS = ("a3c", "apex", "apex-free")
 BACKENDS = ("sync", "thread", "process", "ray")
 THRESHOLD = 475.0
 BUDGET = {"a3c": 200_000, "apex": 100_000, "apex-free": 100_000}
-EVAL_EVERY = {"a3c": 2_500, "apex": 5_000, "apex-free": 5_000}
+EVAL_EVERY = {"a3c": 1_000, "apex": 5_000, "apex-free": 5_000}
 START, END = "<!-- bench_async:start -->", "<!-- bench_async:end -->"
 
 
@@ -112,6 +114,10 @@ def run_child(task: str, backend: str, workers: int, seed: int, budget: int, eva
         init_ray(num_cpus=os.cpu_count())  # a running cluster: not on the clock
     agent, learn = make_learner(task, backend, workers, seed)
     per_update = 1 if task == "a3c" else agent._gradient_steps()  # gradient steps per reported update
+    ready = 0.0  # seconds to start remote A3C workers ahead of training (all of them ready at once)
+    if task == "a3c" and backend in ("process", "ray"):
+        agent.config.keep_workers = True
+        ready = agent.start_workers()
     clock = {"paused": 0.0, "first": None, "updates": 0, "reached": None, "evals": []}
     next_eval = [eval_every]
     t0 = time.perf_counter()
@@ -128,7 +134,7 @@ def run_child(task: str, backend: str, workers: int, seed: int, budget: int, eva
         clock["last"], clock["last_steps"] = now - t0 - clock["paused"], info["num_timesteps"]
         if eval_every and info["num_timesteps"] >= next_eval[0]:
             next_eval[0] += eval_every
-            trained = now - t0 - clock["paused"]
+            trained = ready + now - t0 - clock["paused"]
             mean, _ = agent_.evaluate(10, deterministic=True)
             clock["paused"] += time.perf_counter() - now
             clock["evals"].append((info["num_timesteps"], mean))
@@ -138,12 +144,14 @@ def run_child(task: str, backend: str, workers: int, seed: int, budget: int, eva
         return None
 
     learn(budget, callback=callback)
-    train = time.perf_counter() - t0 - clock["paused"]
+    train = ready + time.perf_counter() - t0 - clock["paused"]
     # first to last applied update: the workers' startup and shutdown are not throughput
     steady = max(clock["last"] - clock["first"], 1e-9)
     steps_after = clock["last_steps"] - clock["first_steps"]
     final = agent.evaluate(20, deterministic=True)[0] if eval_every else float("nan")
-    return {"task": task, "backend": backend, "workers": workers, "seed": seed, "startup": clock["first"],
+    if ready:
+        agent.close()  # the kept workers
+    return {"task": task, "backend": backend, "workers": workers, "seed": seed, "startup": ready + clock["first"],
             "steps_per_second": steps_after / steady, "updates_per_second": (clock["updates"] - 1) * per_update / steady,
             "steps": agent.num_timesteps, "train_seconds": train,
             "reached_steps": clock["reached"][0] if clock["reached"] else None,
@@ -211,8 +219,9 @@ def fmt(x, spec=".0f"):
 def table(rows, loads) -> str:
     lines = ["## Asynchronous runner scaling (`scripts/bench_async.py`)", "",
              "CartPole-v1; per configuration one fresh process per seed, medians over seeds. Speed-up: env steps/s "
-             "over the same backend's 1-worker run. Time to 475: training seconds (worker startup included, "
-             "evaluations excluded) until a 10-episode deterministic evaluation, run every "
+             "over the same backend's 1-worker run. Startup: seconds to the first applied update (A3C's process and Ray "
+             "workers are all started and ready first, `start_workers()`, counted here). Time to 475: training seconds "
+             "(startup included, evaluations excluded) until a 10-episode deterministic evaluation, run every "
              f"{EVAL_EVERY['a3c'] / 1000:g}k (A3C) or {EVAL_EVERY['apex'] // 1000}k (Ape-X) env steps, reached 475; "
              "after startup: the same, counted from the first applied update.", "",
              "| task | backend | workers | startup s | env steps/s | speed-up | gradient steps/s | steps to 475 | "
