@@ -5,8 +5,8 @@ run in a fresh subprocess measures:
 
 - startup: seconds until the first applied update (worker processes import TF and trace their
   functions; a Ray instance is started before the clock, as a cluster would be running
-  already). A3C's process and Ray workers are started and made ready first
-  (`keep_workers=True`, `start_workers()`), as in a long run: otherwise the second worker,
+  already). Process and Ray workers (A3C) and actors (Ape-X) are started and made ready
+  first (`keep_workers=True`, `start_workers()`), as in a long run: otherwise the second one,
   ready a few tenths of a second after the first, would leave one worker training alone at
   the start of the "after startup" clock;
 - env steps/s and the learner's gradient steps/s from the first to the last applied update
@@ -85,16 +85,17 @@ def busy_cores(first: tuple, last: tuple) -> float:
 
 
 # ----- one run (in a child process) -----------------------------------------------------------
-def make_learner(task: str, backend: str, workers: int, seed: int):
-    """`(agent, learn)` of one configuration; `learn(steps, callback)` trains."""
+def make_learner(task: str, backend: str, workers: int, seed: int, keep: bool = False):
+    """`(agent, learn, start)` of one configuration: `learn(steps, callback)` trains; `start()` starts
+    the kept process or Ray workers ahead of training (`keep`), returning the seconds it took."""
     if task == "a3c":
         from benchmarks.a3c_cartpole import SETTINGS
 
         from tlrl.algorithms import A3C
 
         agent = A3C("CartPole-v1", seed=seed, n_workers=workers, backend=backend, learning_rate="lin_1e-3",
-                    net_arch=(64, 64), activation="tanh", **SETTINGS)
-        return agent, agent.learn
+                    net_arch=(64, 64), activation="tanh", keep_workers=keep, **SETTINGS)
+        return agent, agent.learn, agent.start_workers
     from benchmarks.dqn_cartpole import NET_ARCH, SETTINGS
 
     from tlrl.algorithms import DQN
@@ -102,8 +103,8 @@ def make_learner(task: str, backend: str, workers: int, seed: int):
 
     agent = DQN("CartPole-v1", seed=seed, net_arch=tuple(NET_ARCH), **SETTINGS)
     apex = ApeX(agent, workers=workers, backend=backend, exploration="agent", block_steps=32, pull_every=256,
-                max_update_lag=None if task == "apex-free" else 2)
-    return agent, apex.learn
+                max_update_lag=None if task == "apex-free" else 2, keep_workers=keep)
+    return agent, apex.learn, apex.start_workers
 
 
 def run_child(task: str, backend: str, workers: int, seed: int, budget: int, eval_every: int) -> dict:
@@ -112,12 +113,10 @@ def run_child(task: str, backend: str, workers: int, seed: int, budget: int, eva
         from tlrl.runner import init_ray
 
         init_ray(num_cpus=os.cpu_count())  # a running cluster: not on the clock
-    agent, learn = make_learner(task, backend, workers, seed)
+    keep = backend in ("process", "ray")  # remote workers: started ahead of training, all ready at once
+    agent, learn, start = make_learner(task, backend, workers, seed, keep)
     per_update = 1 if task == "a3c" else agent._gradient_steps()  # gradient steps per reported update
-    ready = 0.0  # seconds to start remote A3C workers ahead of training (all of them ready at once)
-    if task == "a3c" and backend in ("process", "ray"):
-        agent.config.keep_workers = True
-        ready = agent.start_workers()
+    ready = start() if keep else 0.0
     clock = {"paused": 0.0, "first": None, "updates": 0, "reached": None, "evals": []}
     next_eval = [eval_every]
     t0 = time.perf_counter()
@@ -149,8 +148,8 @@ def run_child(task: str, backend: str, workers: int, seed: int, budget: int, eva
     steady = max(clock["last"] - clock["first"], 1e-9)
     steps_after = clock["last_steps"] - clock["first_steps"]
     final = agent.evaluate(20, deterministic=True)[0] if eval_every else float("nan")
-    if ready:
-        agent.close()  # the kept workers
+    if keep:
+        learn.__self__.close()  # the kept workers (the agent's or ApeX's)
     return {"task": task, "backend": backend, "workers": workers, "seed": seed, "startup": ready + clock["first"],
             "steps_per_second": steps_after / steady, "updates_per_second": (clock["updates"] - 1) * per_update / steady,
             "steps": agent.num_timesteps, "train_seconds": train,
@@ -166,8 +165,7 @@ def run_kept_child(backend: str, keep: bool, seed: int, calls: int, steps: int) 
         from tlrl.runner import init_ray
 
         init_ray(num_cpus=os.cpu_count())
-    agent, learn = make_learner("a3c", backend, 2, seed)
-    agent.config.keep_workers = keep
+    agent, learn, _ = make_learner("a3c", backend, 2, seed, keep)
     t0 = time.perf_counter()
     for _ in range(calls):
         learn(steps)
@@ -219,8 +217,8 @@ def fmt(x, spec=".0f"):
 def table(rows, loads) -> str:
     lines = ["## Asynchronous runner scaling (`scripts/bench_async.py`)", "",
              "CartPole-v1; per configuration one fresh process per seed, medians over seeds. Speed-up: env steps/s "
-             "over the same backend's 1-worker run. Startup: seconds to the first applied update (A3C's process and Ray "
-             "workers are all started and ready first, `start_workers()`, counted here). Time to 475: training seconds "
+             "over the same backend's 1-worker run. Startup: seconds to the first applied update (process and Ray "
+             "workers and actors are all started and ready first, `start_workers()`, counted here). Time to 475: training seconds "
              "(startup included, evaluations excluded) until a 10-episode deterministic evaluation, run every "
              f"{EVAL_EVERY['a3c'] / 1000:g}k (A3C) or {EVAL_EVERY['apex'] // 1000}k (Ape-X) env steps, reached 475; "
              "after startup: the same, counted from the first applied update.", "",

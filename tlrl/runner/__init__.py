@@ -62,7 +62,8 @@ class Runner:
             (A3C), else 1 (the agent's own loop for "sync"; one actor otherwise).
         async_envs: with the agent's own loop, step each env in its own subprocess.
         **options: for off-policy agents with workers, `ApeX` options (`block_steps`,
-            `pull_every`, `exploration`, `max_update_lag`, `max_worker_restarts`, `ray_address`, ...);
+            `pull_every`, `exploration`, `max_update_lag`, `max_worker_restarts`, `ray_address`,
+            `keep_workers`, ...);
             for gradient-worker agents, config fields (`max_worker_restarts`, `ray_address`).
     """
 
@@ -118,6 +119,13 @@ class Runner:
         if not self.async_envs:
             return agent.learn(total_steps, callback=callback)
         return _learn_with_async_envs(agent, total_steps, callback)
+
+    def close(self) -> None:
+        """Stop kept workers (`keep_workers=True`): the actors of an off-policy agent, or the agent's own."""
+        if self.uses_actors:
+            self.apex.close()
+        elif self.gradient_workers:
+            self.agent.close()
 
 
 def _learn_with_async_envs(agent, total_steps: int, callback):

@@ -28,6 +28,11 @@ as in Ape-X: when several phases are due it runs the newest one and skips the ot
 (counted in `stats["skipped_updates"]`), so it makes fewer gradient steps per env step than
 `agent.learn` whenever the actors outpace it.
 
+Actors are started by each `learn` call and stopped at its end, unless `keep_workers=True`:
+then they serve every `learn` call (their envs go on) until `close()`, and `start_workers()`
+starts them ahead of training, so that process and Ray actors pay their startup (seconds:
+TF import, env, tracing) once.
+
 Faults are handled as for gradient workers (`tlrl.runner.gradient`): the lost block is
 dropped, the actor restarted (up to `max_worker_restarts`), training reaches its step target.
 Callbacks run in the calling thread between updates, so `agent.save` there is consistent.
@@ -51,7 +56,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import numpy as np
 
 from tlrl.runner.apex_actor import OffPolicyActor, _actor_config, acting_module, apex_epsilons
-from tlrl.runner.driver_policy import Restarts, StepBudget
+from tlrl.runner.driver_policy import Restarts, StepBudget, start_pool
 from tlrl.runner.pools import check_backend, make_pool
 from tlrl.workers.flat import FlatLayout
 
@@ -86,12 +91,15 @@ class ApeX:
         max_worker_restarts: actor restarts allowed per `learn` call before a failure stops training.
         ray_address, ray_init_kwargs: see `tlrl.runner.ray_pool.init_ray`.
         threads_per_worker: TF threads of each actor process.
+        keep_workers: keep the actors running after a `learn` call that ended normally, for the
+            next one, until `close()` (an error or Ctrl-C in training stops them all the same).
     """
 
     def __init__(self, agent, *, workers: int = 2, backend: str = "process", block_steps: int = 32,
                  pull_every: int = 400, exploration: str = "apex", epsilons: Optional[Sequence[float]] = None,
                  max_update_lag: Optional[int] = 2, max_worker_restarts: int = 3, ray_address: Optional[str] = None,
-                 ray_init_kwargs: Optional[Dict[str, Any]] = None, threads_per_worker: Optional[int] = 1):
+                 ray_init_kwargs: Optional[Dict[str, Any]] = None, threads_per_worker: Optional[int] = 1,
+                 keep_workers: bool = False):
         check_backend(backend)
         for hook in ("replay", "_train", "_explore_actions", "_random_actions"):
             if not hasattr(agent, hook):
@@ -116,6 +124,7 @@ class ApeX:
         self.max_update_lag, self.max_worker_restarts = max_update_lag, int(max_worker_restarts)
         self.ray_address, self.ray_init_kwargs = ray_address, ray_init_kwargs
         self.threads_per_worker = threads_per_worker
+        self.keep_workers = bool(keep_workers)
         acting_module(agent)  # fail now if there is none
         dqn_like = hasattr(agent.config, "exploration_final_eps")
         if epsilons is not None:
@@ -126,7 +135,7 @@ class ApeX:
             self.epsilons = apex_epsilons(workers)
         else:
             self.epsilons = [None] * workers
-        #: the pool of the last `learn` call (closed when it returns); for tests and inspection.
+        #: the actors' pool: of the last `learn` call (closed when it returns), or the kept one.
         self.pool = None
         #: stats of the last `learn` call.
         self.stats: Dict[str, Any] = {}
@@ -140,6 +149,41 @@ class ApeX:
                                      _actor_config(agent, self.epsilons[i]), seed, self.block_steps)
 
         return make
+
+    def _pool_kept(self) -> bool:
+        return self.keep_workers and self.pool is not None and self.pool.running
+
+    def _new_pool(self):
+        """A fresh pool of actors (stopping the previous one), seeded from the agent's generator."""
+        agent = self.agent
+        if self.pool is not None:
+            self.pool.close()
+        seeds = [None if agent.seed is None else int(agent.rng.integers(0, 2**31 - 1 - 7919 * 1000))
+                 for _ in range(self.workers)]
+        self.pool = make_pool(self.backend, self._make_factory(seeds), self.workers, name="tlrl-actor",
+                              ray_address=self.ray_address, ray_init_kwargs=self.ray_init_kwargs,
+                              threads_per_worker=self.threads_per_worker)
+        return self.pool
+
+    def start_workers(self) -> float:
+        """Start the kept actors now and wait until each holds the acting network's weights; returns the seconds.
+
+        Needs `keep_workers=True`; the actors then serve every later `learn` call until
+        `close()`. A no-op (0.0) while they run. An actor that fails to start raises `WorkerError`.
+        """
+        if not self.keep_workers:
+            raise ValueError("start_workers() starts kept actors; this ApeX has keep_workers=False "
+                             "(build it with keep_workers=True)")
+        if self._pool_kept():
+            return 0.0
+        module = acting_module(self.agent)
+        return start_pool(self._new_pool(), lambda: _flat(module.trainable_variables), "set_weights",
+                          max_worker_restarts=self.max_worker_restarts)
+
+    def close(self) -> None:
+        """Stop the actors (kept ones included); idempotent."""
+        if self.pool is not None:
+            self.pool.close()
 
     def learn(self, total_steps: int, callback: Optional[Callable[..., Any]] = None):
         """Train `total_steps` more env steps (all actors together, rounded up to whole blocks); return the agent.
@@ -156,11 +200,7 @@ class ApeX:
             return agent
         start_steps = agent.num_timesteps
         agent._total_timesteps = start_steps + int(total_steps)
-        seeds = [None if agent.seed is None else int(agent.rng.integers(0, 2**31 - 1 - 7919 * 1000))
-                 for _ in range(self.workers)]
-        pool = self.pool = make_pool(self.backend, self._make_factory(seeds), self.workers, name="tlrl-actor",
-                                     ray_address=self.ray_address, ray_init_kwargs=self.ray_init_kwargs,
-                                     threads_per_worker=self.threads_per_worker)
+        pool = self.pool if self._pool_kept() else self._new_pool()
         module = acting_module(agent)
         coll = _Collector(self, pool, int(total_steps), _flat(module.trainable_variables))
         threaded = self.backend != "sync"  # "sync": actors run in this thread, between training phases
@@ -193,6 +233,7 @@ class ApeX:
             returns_since.extend(stats["episode_returns"])
 
         thread = None
+        finished = False
         try:
             coll.start()
             if threaded:
@@ -241,11 +282,13 @@ class ApeX:
                         receive(coll.inbox.get(timeout=0.05))
                     except queue.Empty:
                         pass
+            finished = True
         finally:
             coll.halt = True
             if thread is not None:
                 thread.join()
-            pool.close()
+            if not (self.keep_workers and finished):  # nothing is in flight after a normal end
+                pool.close()
         wall = time.perf_counter() - t0
         steps = agent.num_timesteps - start_steps
         self.stats = {"env_steps": steps, "updates": updates, "skipped_updates": skipped, "wall": wall,

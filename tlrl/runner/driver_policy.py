@@ -1,9 +1,13 @@
 """What every driver (`tlrl.runner.gradient`, `tlrl.runner.apex`) shares: the env-step budget
-that workers claim work from, and the policy that restarts failed workers."""
+that workers claim work from, the policy that restarts failed workers, and starting a kept pool
+ahead of training."""
 from __future__ import annotations
 
 import threading
-from typing import Optional
+import time
+from typing import Callable, Optional
+
+import numpy as np
 
 from tlrl.runner.pools import Failure, WorkerError, WorkerPool, logger
 
@@ -68,3 +72,33 @@ class Restarts:
         if failure.traceback:
             message += f" Worker traceback:\n{failure.traceback}"
         raise WorkerError(message) from failure.exception
+
+
+def start_pool(pool: "WorkerPool", weights: Callable[[], np.ndarray], method: str, *,
+               max_worker_restarts: int = 3) -> float:
+    """Start `pool` and wait until every worker has run `method(weights())`; returns the seconds it took.
+
+    Worker processes and Ray actors take seconds to start (importing TF, building the env and
+    network, tracing); a kept pool pays that once, here, before training. A worker that fails
+    is restarted as in training (`Restarts`); on any error the pool is closed.
+    """
+    t0 = time.perf_counter()
+    restarts = Restarts(pool, max_worker_restarts, what="start")
+    try:
+        pool.start()
+        flat = weights()
+        waiting = set(range(pool.n))
+        for i in waiting:
+            if not pool.busy(i):
+                pool.submit(i, method, flat)
+        while waiting:
+            for ev in pool.poll(timeout=1.0):
+                if ev.failure is not None:
+                    restarts.handle(ev.failure)
+                    pool.submit(ev.index, method, weights())
+                else:
+                    waiting.discard(ev.index)
+    except BaseException:
+        pool.close()
+        raise
+    return time.perf_counter() - t0

@@ -26,7 +26,7 @@ from __future__ import annotations
 import time
 from typing import Any, Callable, Dict, Optional
 
-from tlrl.runner.driver_policy import Restarts, StepBudget
+from tlrl.runner.driver_policy import Restarts, StepBudget, start_pool
 from tlrl.runner.pools import Failure, WorkerPool, describe_exception
 
 OnUpdate = Callable[[Dict[str, Any]], Optional[bool]]
@@ -39,26 +39,7 @@ def start_workers(pool: WorkerPool, learner, *, max_worker_restarts: int = 3) ->
     network, tracing); a kept pool (`run_gradient_workers(keep_pool=True)`) pays that once.
     A worker that fails here is handled as in training; on any error the pool is closed.
     """
-    t0 = time.perf_counter()
-    restarts = Restarts(pool, max_worker_restarts, what="start")
-    try:
-        pool.start()
-        flat = learner.get_flat_weights()
-        waiting = set(range(pool.n))
-        for i in waiting:
-            if not pool.busy(i):
-                pool.submit(i, "set_flat_weights", flat)
-        while waiting:
-            for ev in pool.poll(timeout=1.0):
-                if ev.failure is not None:
-                    restarts.handle(ev.failure)
-                    pool.submit(ev.index, "set_flat_weights", learner.get_flat_weights())
-                else:
-                    waiting.discard(ev.index)
-    except BaseException:
-        pool.close()
-        raise
-    return time.perf_counter() - t0
+    return start_pool(pool, learner.get_flat_weights, "set_flat_weights", max_worker_restarts=max_worker_restarts)
 
 
 def run_gradient_workers(pool: WorkerPool, learner, total_steps: int, on_update: OnUpdate,
