@@ -9,7 +9,9 @@ to TensorBoard; the progress bar shows steps, steps/s and the recent episode ret
 The logger's own state (recent returns, the next row's step, the wall clock) is saved with
 each checkpoint (`state()` / `Logger(..., state=)`), and `MetricsCSV.truncate_after(step)`
 drops the rows written after the checkpoint, so a resumed run continues the file with no
-duplicate and no missing row.
+duplicate and no missing row; `truncate_events_after(tb_dir, step)` does the same for the
+TensorBoard event files (otherwise a resumed run's curves would hold every step past the
+checkpoint twice).
 
 TensorBoard files are written with `tf.summary.write` and the scalar plugin's metadata,
 which needs no `tensorboard` package (install it only to view them).
@@ -113,15 +115,54 @@ def _csv_line(values) -> str:
     return ",".join(out) + "\n"
 
 
+def truncate_events_after(logdir: str, step: int) -> int:
+    """Drop the summaries of steps after `step` from the TensorBoard event files in `logdir`; returns how many.
+
+    A file is rewritten (to a temporary file, then renamed over it) only if it has such
+    summaries; other records (the file-version header) are kept byte for byte. A record torn by
+    a kill mid-write ends the file there.
+    """
+    import glob
+
+    import tensorflow as tf
+    from tensorflow.core.util import event_pb2
+
+    dropped = 0
+    for path in sorted(glob.glob(os.path.join(logdir, "events.out.tfevents.*"))):
+        kept, cut = [], 0
+        try:
+            for record in tf.data.TFRecordDataset(path).as_numpy_iterator():
+                event = event_pb2.Event.FromString(record)
+                if event.HasField("summary") and event.step > step:
+                    cut += 1
+                else:
+                    kept.append(record)
+        except tf.errors.DataLossError:  # a torn last record: the file ends before it
+            cut += 1
+        if not cut:
+            continue
+        tmp = os.path.join(logdir, ".truncating-" + os.path.basename(path))  # not an events.* name
+        with tf.io.TFRecordWriter(tmp) as writer:
+            for record in kept:
+                writer.write(record)
+        os.replace(tmp, path)
+        dropped += cut
+    return dropped
+
+
 class TensorBoardWriter:
-    """Scalars to TensorBoard event files with `tf.summary.write` (no `tensorboard` package needed)."""
+    """Scalars to TensorBoard event files with `tf.summary.write` (no `tensorboard` package needed).
+
+    The event file is opened at the first `scalars` call, so a resumed run can truncate the
+    earlier files (`truncate_events_after`) until it logs its first row.
+    """
 
     def __init__(self, logdir: str):
         import tensorflow as tf
         from tensorflow.core.framework import summary_pb2
 
-        self._tf = tf
-        self._writer = tf.summary.create_file_writer(logdir)
+        self._tf, self._logdir = tf, logdir
+        self._writer = None
         meta = summary_pb2.SummaryMetadata()
         meta.plugin_data.plugin_name = "scalars"
         meta.data_class = summary_pb2.DATA_CLASS_SCALAR
@@ -129,6 +170,8 @@ class TensorBoardWriter:
 
     def scalars(self, values: Mapping[str, float], step: int) -> None:
         tf = self._tf
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(self._logdir)
         with self._writer.as_default():
             for tag, value in values.items():
                 if value is None or not np.isfinite(value):
@@ -137,7 +180,8 @@ class TensorBoardWriter:
         self._writer.flush()
 
     def close(self) -> None:
-        self._writer.close()
+        if self._writer is not None:
+            self._writer.close()
 
 
 class Logger:
@@ -169,13 +213,13 @@ class Logger:
         self.wall_offset = float(state.get("wall", 0.0))
         self.step = int(state.get("step", start_step))
         self.next_row = int(state.get("next_row", (self.step // self.interval + 1) * self.interval))
+        self.tb_dir = os.path.join(run_dir, TB_DIR) if tensorboard else None
         if state or start_step:
-            self.csv.truncate_after(self.step)
-            self.eval_csv.truncate_after(self.step)
+            self.truncate_after(self.step)
         self._t0 = time.perf_counter()
         self._last_row = (self.step, 0.0)  # (step, session wall) of the previous row
         self.last_metrics: Dict[str, float] = {}
-        self.tb = TensorBoardWriter(os.path.join(run_dir, TB_DIR)) if tensorboard else None
+        self.tb = TensorBoardWriter(self.tb_dir) if tensorboard else None
         self.bar = None
         if progress:
             from tqdm.auto import tqdm
@@ -238,6 +282,16 @@ class Logger:
             self.bar.write(f"step {step}: eval return {mean:.2f} ± {std:.2f}")
 
     # ----- persistence -----------------------------------------------------------------------------------------
+    def truncate_after(self, step: int) -> None:
+        """Drop what earlier sessions logged after `step` (CSV rows, TensorBoard summaries): the run goes on from there.
+
+        Call it before this session logs its first row: its own TensorBoard file is opened then.
+        """
+        self.csv.truncate_after(step)
+        self.eval_csv.truncate_after(step)
+        if self.tb_dir is not None and os.path.isdir(self.tb_dir):
+            truncate_events_after(self.tb_dir, step)
+
     def state(self) -> Dict[str, Any]:
         """What a checkpoint must hold for a resumed run to continue the logs seamlessly (JSON-able)."""
         return {"recent_returns": list(self.recent), "episodes": self.episodes, "wall": self.wall,

@@ -242,8 +242,7 @@ def _train(run: PreparedRun, progress: Optional[bool], out) -> Dict[str, Any]:
                     progress=config.log.progress if progress is None else progress,
                     state=state.get("logger") if resumed else None, start_step=int(agent.num_timesteps))
     if not resumed:  # a restart in a directory killed before its first checkpoint: drop its rows
-        logger.csv.truncate_after(0)
-        logger.eval_csv.truncate_after(0)
+        logger.truncate_after(0)
     every = checkpoint_every(config)
     eval_every = int(config.eval.eval_freq)
     next_eval = int(state.get("next_eval", (agent.num_timesteps // eval_every + 1) * eval_every if eval_every else 0))

@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from tlrl.logger import Logger, MetricsCSV, read_metrics
+from tlrl.logger import Logger, MetricsCSV, read_metrics, truncate_events_after
 
 
 def feed(log, steps, metrics=None):
@@ -83,6 +83,47 @@ def test_tensorboard_scalars_are_written_without_the_tensorboard_package(tmp_pat
     assert tags["train/loss"] == [(100, 0.25), (200, 0.25)]
     assert tags["eval/return_mean"] == [(200, 10.0)]
     assert "train/episode_return_mean" in tags
+
+
+def _scalars(tb_dir):
+    """(tag, step) of every summary in the event files of `tb_dir`, in file order."""
+    import tensorflow as tf
+
+    out = []
+    for file in sorted(glob.glob(os.path.join(tb_dir, "events.out.tfevents.*"))):
+        for event in tf.compat.v1.train.summary_iterator(file):
+            out += [(value.tag, event.step) for value in event.summary.value]
+    return out
+
+
+def test_resuming_drops_tensorboard_steps_after_the_checkpoint(tmp_path):
+    log = Logger(str(tmp_path), total_steps=600, interval=100, tensorboard=True, progress=False)
+    feed(log, [100, 200, 300], {"loss": 0.5})
+    state = log.state()  # checkpoint at step 300
+    feed(log, [400, 500], {"loss": 0.5})  # then the run is killed
+    log.log_eval(500, 1.0, 0.0)
+    log.close()
+    resumed = Logger(str(tmp_path), total_steps=600, interval=100, tensorboard=True, progress=False, state=state)
+    feed(resumed, [400, 500, 600], {"loss": 0.5})
+    resumed.close()
+    seen = _scalars(os.path.join(tmp_path, "tb"))
+    assert len(seen) == len(set(seen)), "a step was logged twice to TensorBoard"
+    assert [s for tag, s in seen if tag == "train/loss"] == [100, 200, 300, 400, 500, 600]
+    assert not [s for tag, s in seen if tag == "eval/return_mean"]  # the eval at 500 came after the checkpoint
+
+
+def test_truncating_event_files_keeps_the_rest_and_survives_a_torn_record(tmp_path):
+    tb = os.path.join(tmp_path, "tb")
+    log = Logger(str(tmp_path), total_steps=300, interval=100, tensorboard=True, progress=False)
+    feed(log, [100, 200, 300], {"loss": 0.5})
+    log.close()
+    (file,) = glob.glob(os.path.join(tb, "events.out.tfevents.*"))
+    before = os.path.getmtime(file)
+    assert truncate_events_after(tb, 300) == 0 and os.path.getmtime(file) == before  # nothing to drop: untouched
+    with open(file, "ab") as fh:
+        fh.write(b"\x10\x00\x00")  # killed mid-write: a torn record
+    assert truncate_events_after(tb, 200) > 0
+    assert sorted({s for _, s in _scalars(tb)}) == [100, 200]
 
 
 def test_progress_bar_runs(tmp_path, capsys):

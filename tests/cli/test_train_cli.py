@@ -1,5 +1,6 @@
 """`tlrl train / eval / export / plot / envs` end to end, and resuming: from any checkpoint, after
 SIGKILL, after Ctrl-C, to the same final weights as an uninterrupted run."""
+import glob
 import json
 import os
 import shutil
@@ -253,7 +254,7 @@ def _start(config_path, run_dir):
 
 
 def test_a_killed_run_resumes_to_the_same_result_without_duplicate_or_missing_rows(tmp_path, write_config):
-    text = tiny_config("ppo", total_steps=1600, every=160, interval=64)
+    text = tiny_config("ppo", total_steps=1600, every=160, interval=64, tensorboard=True)
     path = write_config(text)
     run_dir = str(tmp_path / "run")
     proc = _start(path, run_dir)
@@ -266,6 +267,10 @@ def test_a_killed_run_resumes_to_the_same_result_without_duplicate_or_missing_ro
     assert summary["num_timesteps"] == 1600
     steps = [r["num_timesteps"] for r in read_metrics(os.path.join(run_dir, "metrics.csv"))]
     assert steps == list(range(64, 1601, 64))
+    tb_steps = [event.step for file in sorted(glob.glob(os.path.join(run_dir, "tb", "events.out.tfevents.*")))
+                for event in tf.compat.v1.train.summary_iterator(file)
+                if any(v.tag == "train/wall" for v in event.summary.value)]
+    assert tb_steps == list(range(64, 1601, 64)), "TensorBoard holds a step twice (or misses one) after the resume"
     # and the same weights as a run that was never interrupted
     from tlrl.config import load_config
 
