@@ -250,12 +250,42 @@ def table(rows, loads) -> str:
         lines.append(f"| {task} | {backend} | {workers} | {med('startup'):.1f} | {sps:.0f} | "
                      f"{fmt(speedup, '.2f')}x | {med('updates_per_second'):.1f} | {fmt(rs_steps)} | "
                      f"{fmt(rs_secs, '.1f')}{note} | {fmt(rs_after, '.1f')} | {statistics.median(r['final_eval'] for r in ok):.0f} |")
+    lines += paired_time_to_475(rows)
     per_task = {t: sorted({r["seed"] for r in rows if r["task"] == t}) for t in TASKS}
     seeds = "; ".join(f"{t} {s}" for t, s in per_task.items() if s)
     lines += ["", f"Seeds: {seeds}. Load average (1, 5, 15 min) at start: {loads[0]}; at end: {loads[1]} "
               f"(a 2-core VM: its load average stays near 1 while top shows the CPUs idle, so the cores busy "
               f"column of the paired scaling below is the measure of load). Measured {datetime.date.today()}.", ""]
     return "\n".join(lines)
+
+
+PAIRS = {"sync": ("sync", "thread"), "process": ("process", "process"), "ray": ("ray", "ray")}  # 1 worker, 2 workers
+
+
+def paired_time_to_475(rows) -> list:
+    """Per seed, 2 workers' time to 475 over 1 worker's (the same seed, so the same first worker):
+    after startup, and with it. The 1-worker reference of "thread" is "sync" (one thread worker
+    runs in the caller's thread)."""
+    out = []
+    for task in TASKS:
+        for one, two in PAIRS.values():
+            by = {w: {r["seed"]: r for r in rows if r["task"] == task and r["backend"] == b and r["workers"] == w
+                      and "error" not in r and r["reached_seconds"] is not None} for w, b in ((1, one), (2, two))}
+            seeds = sorted(set(by[1]) & set(by[2]))
+            if not seeds:
+                continue
+            after = [(by[2][s]["reached_seconds"] - by[2][s]["startup"]) / (by[1][s]["reached_seconds"] - by[1][s]["startup"])
+                     for s in seeds]
+            total = [by[2][s]["reached_seconds"] / by[1][s]["reached_seconds"] for s in seeds]
+            out.append(f"| {task} | {two} x2 / {one} x1 | {statistics.median(after):.2f} "
+                       f"({sum(x < 1 for x in after)}/{len(seeds)}) | {statistics.median(total):.2f} "
+                       f"({sum(x < 1 for x in total)}/{len(seeds)}) | {', '.join(f'{x:.2f}' for x in after)} |")
+    if not out:
+        return []
+    return ["", "Time to 475, 2 workers over 1, paired by seed (median of the per-seed ratios; in brackets: seeds "
+            "where 2 workers were faster, of the seeds both reached 475):", "",
+            "| task | pair | after startup | with startup | per seed, after startup |", "|---|---|---|---|---|",
+            *out]
 
 
 def scaling(backends, tasks, rounds: int, budget: int) -> str:
@@ -365,7 +395,8 @@ def main(argv=None) -> None:
                     print(f"{task} {backend} x{w} seed {seed}: "
                           + (r["error"] if "error" in r else
                              f"{r['steps_per_second']:.0f} steps/s, startup {r['startup']:.1f}s, "
-                             f"475 at {r['reached_steps']} steps / {fmt(r['reached_seconds'], '.1f')}s, "
+                             f"475 at {r['reached_steps']} steps / {fmt(r['reached_seconds'], '.1f')}s "
+                             f"({fmt(r['reached_seconds'] and r['reached_seconds'] - r['startup'], '.2f')}s after startup), "
                              f"final {r['final_eval']:.0f}")
                           + f" [{time.perf_counter() - t:.0f}s, load {load_average()}]", flush=True)
     loads.append(load_average())
