@@ -4,18 +4,10 @@ import threading
 import numpy as np
 import pytest
 
-from tlrl.algorithms import DQN
 from tlrl.runner import ApeX, OffPolicyActor, Runner
 
 from .helpers import alive, child_pids
-
-CORRIDOR = "runner.helpers:ShortCorridor"
-TINY = dict(learning_starts=64, buffer_size=2000, batch_size=16, train_freq=8, gradient_steps=2, net_arch=(16,),
-            target_update_interval=64, jit_compile=False)
-
-
-def _dqn(seed=0):
-    return DQN(CORRIDOR, seed=seed, **TINY)
+from .test_apex import _dqn  # the tiny DQN on the custom corridor env
 
 
 def test_kept_actor_processes_serve_every_learn_call_until_close():
