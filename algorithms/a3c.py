@@ -34,7 +34,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
-from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, ClassVar, Dict, Optional, Sequence, Tuple, Union
 
 import gymnasium as gym
 import numpy as np
@@ -42,12 +42,14 @@ import tensorflow as tf
 
 from tlrl.agent import BaseAgent
 from tlrl.episodes import EpisodeTracker
+from tlrl.finite import check_metrics
 from tlrl.hyperparams import require
 from tlrl.modules import ValueHead, make_policy_head, make_torso
 from tlrl.optim import Adam
 from tlrl.runner.gradient import run_gradient_workers, run_local, start_workers
 from tlrl.runner.pools import BACKENDS, make_pool
 from tlrl.schedules import make_schedule
+from tlrl.step_limits import check_total_steps
 from tlrl.workers import GradientWorker, Learner
 from tlrl.workers.worker import _cast_obs, _numpy_policy, input_dtype, tensor_spec
 
@@ -89,6 +91,9 @@ class A3CConfig:
     backend: str = "thread"
     #: worker restarts allowed per learn call; the next failure stops training with WorkerError.
     max_worker_restarts: int = 3
+    #: "thread"/"process"/"ray": seconds a worker may take for a rollout before it counts as dead, is stopped and
+    #: restarted (None: wait forever); a worker's first call also starts it and gets at least 300 s.
+    worker_timeout: Optional[float] = 60.0
     #: backend "ray": address of a running cluster ("auto", "host:6379"); None starts a local Ray on 127.0.0.1.
     ray_address: Optional[str] = None
     #: "process"/"ray": keep the workers running between learn calls (their envs go on) until `close()`,
@@ -98,18 +103,17 @@ class A3CConfig:
     def __post_init__(self):
         self.net_arch = tuple(self.net_arch)
 
+    #: The interval of each float field (checked, with NaN and infinity refused, by `tlrl.hyperparams.build_config`).
+    RANGES: ClassVar[Dict[str, str]] = {
+        "learning_rate": "(0, inf)", "gamma": "[0, 1]", "ent_coef": "[0, inf)", "vf_coef": "[0, inf)",
+        "max_grad_norm": "(0, inf)", "adam_eps": "(0, inf)", "worker_timeout": "(0, inf)"}
+
     def validate(self) -> None:
         require(self.n_workers >= 1, f"n_workers must be at least 1, got {self.n_workers}")
         require(self.n_envs >= 1, f"n_envs must be at least 1, got {self.n_envs}")
         require(self.n_steps >= 1, f"n_steps must be at least 1, got {self.n_steps}")
-        require(0.0 <= self.gamma <= 1.0, f"gamma must be in [0, 1], got {self.gamma}")
-        require(self.ent_coef >= 0.0, f"ent_coef must be non-negative, got {self.ent_coef}")
-        require(self.vf_coef >= 0.0, f"vf_coef must be non-negative, got {self.vf_coef}")
-        require(self.max_grad_norm is None or self.max_grad_norm > 0,
-                f"max_grad_norm must be positive or None, got {self.max_grad_norm}")
         require(len(self.net_arch) >= 1 and all(h > 0 for h in self.net_arch),
                 f"net_arch must list positive layer sizes, got {self.net_arch}")
-        make_schedule(self.learning_rate, "learning_rate")
         require(self.backend in BACKENDS, f"backend must be one of {', '.join(repr(b) for b in BACKENDS)}, "
                                           f"got {self.backend!r}")
         require(self.max_worker_restarts >= 0, f"max_worker_restarts must be >= 0, got {self.max_worker_restarts}")
@@ -278,8 +282,7 @@ class A3C(BaseAgent):
         Workers in processes or Ray actors are started by each call and stopped at its end,
         unless `keep_workers=True` (then they serve every call until `close()`).
         """
-        if isinstance(total_steps, bool) or not isinstance(total_steps, (int, np.integer)) or total_steps < 0:
-            raise ValueError(f"total_steps must be a non-negative integer, got {total_steps!r}")
+        total_steps = check_total_steps(total_steps, self.num_timesteps)
         if total_steps == 0:
             return self
         if not self.workers and self.config.backend in ("sync", "thread"):
@@ -290,6 +293,7 @@ class A3C(BaseAgent):
             self.num_timesteps += stats["steps"]
             returns = stats.pop("episode_returns")
             lengths = stats.pop("episode_lengths")
+            check_metrics(stats, step=self.num_timesteps, owner=type(self).__name__)  # before logging, saving
             for r, n in zip(returns, lengths):
                 self.episode_tracker.finished_returns.append(r)
                 self.episode_tracker.finished_lengths.append(n)
@@ -314,7 +318,8 @@ class A3C(BaseAgent):
             def make_factory(i: int, attempt: int):
                 return functools.partial(self._local_worker, i, attempt)
 
-            self.pool = make_pool(c.backend, make_factory, c.n_workers, close_workers=False, name="tlrl-a3c-worker")
+            self.pool = make_pool(c.backend, make_factory, c.n_workers, close_workers=False, name="tlrl-a3c-worker",
+                                  call_timeout=c.worker_timeout)
         elif not self._pool_kept():
             self.pool = self._remote_pool()
         run_gradient_workers(self.pool, self.learner, total, on_update, lr, steps_per_rollout=c.n_steps * c.n_envs,
@@ -330,7 +335,8 @@ class A3C(BaseAgent):
         def make_factory(i: int, attempt: int):
             return self._worker_factory(None if seeds[i] is None else (seeds[i] + 7919 * attempt) % (2**31 - 1))
 
-        return make_pool(c.backend, make_factory, c.n_workers, name="tlrl-a3c-worker", ray_address=c.ray_address)
+        return make_pool(c.backend, make_factory, c.n_workers, name="tlrl-a3c-worker", ray_address=c.ray_address,
+                         call_timeout=c.worker_timeout)
 
     def _pool_kept(self) -> bool:
         return self.config.keep_workers and self.pool is not None and self.pool.backend == self.config.backend \

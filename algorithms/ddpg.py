@@ -35,7 +35,7 @@ on a busy machine `tf.config.threading.set_{intra,inter}_op_parallelism_threads(
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, ClassVar, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import gymnasium as gym
 import numpy as np
@@ -87,11 +87,12 @@ class DDPGConfig(OffPolicyConfig):
     jit_compile: bool = True
     """XLA-compile the update and the policy (faster on CPU for these small networks; see the benchmark)."""
 
+    RANGES: ClassVar[Dict[str, str]] = {
+        **OffPolicyConfig.RANGES, "learning_rate": "(0, inf)", "tau": "(0, 1]", "noise_sigma": "[0, inf)",
+        "noise_theta": "[0, inf)", "noise_dt": "(0, inf)"}
+
     def validate(self) -> None:
         super().validate()
-        require(self.learning_rate > 0, f"learning_rate must be positive, got {self.learning_rate}")
-        require(0.0 < self.tau <= 1.0, f"tau must be in (0, 1], got {self.tau}")
-        require(self.noise_sigma >= 0, f"noise_sigma must be non-negative, got {self.noise_sigma}")
         require(self.action_noise is None or self.action_noise.lower().replace("_", "-") in
                 ("normal", "ornstein-uhlenbeck", "ou"),
                 f"action_noise must be 'normal', 'ornstein-uhlenbeck' or None, got {self.action_noise!r}")
@@ -173,8 +174,9 @@ class DDPG(OffPolicyAgent):
     fused_acting: bool = True
     #: Gradient steps per call up to which the update is unrolled rather than looped.
     UNROLL = 2
-    #: What `_train` reports (averages over its gradient steps).
-    METRICS = ("critic_loss", "actor_loss", "q_mean", "critic_grad_norm")
+    #: What `_train` reports: averages over its gradient steps, then the global norm of the online weights after them
+    #: (NaN or inf once a weight is: `tlrl.finite` stops training on it).
+    METRICS = ("critic_loss", "actor_loss", "q_mean", "critic_grad_norm", "weight_norm")
 
     # --- what TD3 changes ---
     def _n_critics(self) -> int:
@@ -299,14 +301,15 @@ class DDPG(OffPolicyAgent):
         `METRICS`, actions [n_envs, action_dim]).
         """
         k = int(reward.shape[0])
-        keys = self.METRICS
+        keys = self.METRICS[:-1]
         sums = {key: tf.constant(0.0) for key in keys}
         for i in (range(k) if k <= self.UNROLL else tf.range(k)):
             at = lambda x: x[i]  # noqa: E731
             m = self._gradient_step(tf.nest.map_structure(at, obs), action[i], reward[i],
                                     tf.nest.map_structure(at, next_obs), discount[i])
             sums = {key: sums[key] + m[key] for key in keys}
-        return tf.stack([sums[key] / k for key in keys]), self.actor(current_obs)
+        weight_norm = tf.linalg.global_norm(self.actor.trainable_variables + self.critic.trainable_variables)
+        return tf.stack([sums[key] / k for key in keys] + [weight_norm]), self.actor(current_obs)
 
     def _train(self, gradient_steps: int) -> Dict[str, float]:
         b = self.sample_stacked(gradient_steps)  # [k, B, ...] arrays, cast for TF

@@ -39,11 +39,13 @@ from tlrl.algorithms.ppo_parts import METRICS, ActorCritic, PPOConfig, ppo_loss 
 from tlrl.buffers import RolloutBuffer
 from tlrl.envs import ObservationNormalizer, RewardNormalizer
 from tlrl.episodes import EpisodeTracker, true_next_obs
+from tlrl.finite import check_env_step, check_metrics
 from tlrl.modules import GaussianHead
 from tlrl.numpy_policy import NumpyModule, NumpyUnsupported
 from tlrl.off_policy import obs_signature, to_tf_obs
 from tlrl.optim import Adam
 from tlrl.schedules import make_schedule
+from tlrl.step_limits import check_total_steps
 
 
 # ----- agent -------------------------------------------------------------------------------------
@@ -259,7 +261,8 @@ class PPO(BaseAgent):
             _, _, count, sums = tf.while_loop(lambda j, keep, count, sums: tf.logical_and(j < n_epochs * n_mb, keep),
                                               body, (tf.constant(0), tf.constant(True), tf.zeros([]), zeros))
             means = tf.stack([s / tf.maximum(count, 1.0) for s in sums] + [count])
-            return means, [tf.identity(v) for v in acting]
+            # The new acting weights, then the global norm of all weights (NaN or inf once one is: tlrl.finite).
+            return means, [tf.identity(v) for v in acting] + [tf.linalg.global_norm(variables)]
 
         @tf.function(autograph=False, input_signature=[data_sig, tf.TensorSpec([batch_size], tf.int32),
                                                        tf.TensorSpec([batch_size], tf.float32), schedule_sig])
@@ -299,11 +302,12 @@ class PPO(BaseAgent):
         clip_vf = float(self._clip_vf(progress)) if self._clip_vf is not None else 0.0
         data = self._update_data()
         means, weights = self._fused_call(data, self._permutations(), np.array([lr, clip, clip_vf], np.float32))
-        self._sync_acting([w.numpy() for w in weights])
+        self._sync_acting([w.numpy() for w in weights[:-1]])
         means = means.numpy()
         steps = int(means[-1])
         self.n_updates += steps
         metrics = {k: float(v) for k, v in zip(METRICS, means[:-1])}
+        metrics["weight_norm"] = float(weights[-1])
         values, returns = data["value"], data["return"]
         var = float(np.var(returns))
         metrics.update(explained_variance=float("nan") if var == 0 else 1.0 - float(np.var(returns - values)) / var,
@@ -330,6 +334,7 @@ class PPO(BaseAgent):
             action, log_prob, value = self._policy_step(obs)
             next_obs, reward, terminated, truncated, info = env.step(self._env_actions(action))
             done = terminated | truncated
+            check_env_step(env, self.num_timesteps + self.n_envs, next_obs, reward, info, done)
             ended += tracker.update(reward, done)
             if rnorm is not None:
                 rnorm.update(reward, done)
@@ -355,8 +360,7 @@ class PPO(BaseAgent):
         episodes finished since the previous call), `progress` and `n_updates`; returning False
         stops training.
         """
-        if isinstance(total_steps, bool) or not isinstance(total_steps, (int, np.integer)) or total_steps < 0:
-            raise ValueError(f"total_steps must be a non-negative integer, got {total_steps!r}")
+        total_steps = check_total_steps(total_steps, self.num_timesteps)
         if self.env is None:
             self._ensure_train_env()
             self._last_obs = None
@@ -366,6 +370,7 @@ class PPO(BaseAgent):
         while self.num_timesteps < self._total_timesteps:
             ended = self._collect_rollout()
             metrics = self._update()
+            check_metrics(metrics, step=self.num_timesteps, owner=type(self).__name__)  # before logging, saving
             metrics["steps_per_second"] = (self.num_timesteps - start) / max(time.perf_counter() - t0, 1e-9)
             if callback is not None:
                 info = {"num_timesteps": self.num_timesteps, "metrics": metrics, "episode_returns": ended,

@@ -21,6 +21,7 @@ DDPG (`algorithms/ddpg.py`) with three changes, made here through DDPG's hooks:
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar, Dict
 
 import tensorflow as tf
 
@@ -41,11 +42,12 @@ class TD3Config(DDPGConfig):
     n_critics: int = 2
     """Number of critics; the target uses their minimum."""
 
+    RANGES: ClassVar[Dict[str, str]] = {**DDPGConfig.RANGES, "target_policy_noise": "[0, inf)",
+                                        "target_noise_clip": "[0, inf)"}
+
     def validate(self) -> None:
         super().validate()
         require(self.policy_delay >= 1, f"policy_delay must be at least 1, got {self.policy_delay}")
-        require(self.target_policy_noise >= 0, f"target_policy_noise must be >= 0, got {self.target_policy_noise}")
-        require(self.target_noise_clip >= 0, f"target_noise_clip must be >= 0, got {self.target_noise_clip}")
         require(self.n_critics >= 1, f"n_critics must be at least 1, got {self.n_critics}")
 
 

@@ -10,7 +10,9 @@ Importing this package registers tlrl's environments with Gymnasium (idempotentl
 
 User environments plug in through `make_env` / `make_vector_env`, which accept a registered id,
 ``"package.module:Class"``, an env instance or a factory, and `check_env`, which fails fast
-with an `EnvCheckError` that says what is wrong and how to fix it.
+with an `EnvCheckError` that says what is wrong and how to fix it. A string (from Python, a
+config or a saved agent) resolves through `resolve_env_id` only to a registered id or a
+`gymnasium.Env` subclass, so a data file never makes tlrl call any other code.
 
 Vector envs use ``AutoresetMode.SAME_STEP``: the final observation of an episode is in
 ``info["final_obs"]``, so no transition spans an episode boundary (see `tlrl.envs.make`).
@@ -20,7 +22,7 @@ This package imports only numpy and Gymnasium (no TensorFlow).
 from tlrl.envs.catch import CatchEnv
 from tlrl.envs.checks import EnvCheckError, check_env
 from tlrl.envs.gridworld import GoalGridEnv, GridWorldEnv
-from tlrl.envs.make import EnvSpecError, make_env, make_vector_env
+from tlrl.envs.make import EnvSpecError, make_env, make_vector_env, resolve_env_id
 from tlrl.envs.point_mass import PointMassEnv
 from tlrl.envs.registration import ENV_IDS, register_envs
 from tlrl.envs.wrappers import ObservationNormalizer, RewardNormalizer, RunningMeanStd
@@ -42,4 +44,5 @@ __all__ = [
     "make_env",
     "make_vector_env",
     "register_envs",
+    "resolve_env_id",
 ]

@@ -11,8 +11,9 @@ ON = 255  # pixel value of the ball and the paddle; the background is 0
 
 
 class CatchEnv(gym.Env):
-    """A ball falls one row per step from a random column of the top row; move the paddle
-    on the bottom row under it.
+    """Catch a ball that falls from a random column of the top row with a paddle on the bottom row.
+
+    The ball falls one row per step; the agent moves the paddle under it.
 
     Spaces:
         observation: ``Box(0, 255, (rows, columns, 1), uint8)``: 255 at the ball and the paddle,

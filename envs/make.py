@@ -4,14 +4,19 @@ A spec is one of:
 
 * a registered id, e.g. ``"tlrl/GridWorld-v0"`` or ``"CartPole-v1"`` (made with `gymnasium.make`);
 * ``"package.module:Class"``: the module is imported with `importlib` and ``Class(**kwargs)``
-  is instantiated. This is the only code tlrl imports on a user's behalf, and only the module
-  the user named. ``"package.module:Env-v0"`` also works when importing the module registers
-  that id with Gymnasium;
+  is instantiated, where ``Class`` must be a subclass of `gymnasium.Env`. ``"package.module:Env-v0"``
+  also works when importing the module registers that id with Gymnasium;
 * a `gymnasium.Env` instance (used as is; it cannot take ``kwargs`` or be copied into workers);
 * a factory callable: a class or function called as ``factory(**kwargs)`` (zero-argument
   factories work when ``kwargs`` is empty);
 * a `gymnasium.envs.registration.EnvSpec`, or a mapping ``{"id": ..., "kwargs": {...}}`` as in
   the ``env`` section of a YAML config.
+
+A *string* never names anything but a registered id or a `gymnasium.Env` subclass, wherever it
+comes from (Python, a YAML config, a saved agent's ``agent.json``, a worker process):
+`resolve_env_id` imports the module, then checks what it found before calling anything, so a
+data file cannot make tlrl call ``"subprocess:run"`` or ``"os:system"``. Factories, instances and
+other callables are passed as Python objects (``PPO(lambda: MyEnv(8))``), never by name.
 
 Vector envs use ``AutoresetMode.SAME_STEP`` explicitly: when a sub-env's episode ends, the
 vector env resets it inside the same `step` call, so the returned observation is already the
@@ -26,7 +31,9 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
+import os
 import pickle
+import sys
 from typing import Any, Callable, Dict, Mapping, Optional, Union
 
 import gymnasium as gym
@@ -71,24 +78,98 @@ def _unknown_id_error(env_id: str) -> EnvSpecError:
     return EnvSpecError(msg)
 
 
-def _import_target(spec: str) -> Any:
-    """Import ``module`` of ``"module:attr"`` and return the attribute, or the id string if
-    importing the module registered ``attr`` as a Gymnasium id."""
+def _where_searched() -> str:
+    """Where Python looked for a module, in the words a user can act on."""
+    cwd = os.getcwd()
+    on_path = any(os.path.abspath(p or os.curdir) == cwd for p in sys.path)
+    pythonpath = os.environ.get("PYTHONPATH") or "not set"
+    if on_path:
+        return f"Python searched the current directory ({cwd}), PYTHONPATH ({pythonpath}) and the installed packages."
+    return (f"Python searched PYTHONPATH ({pythonpath}) and the installed packages, but not the current directory "
+            f"({cwd}).")
+
+
+def _import_module(module_name: str, spec: str) -> Any:
+    """Import the module of env spec ``spec`` (running its top-level code), with plain errors."""
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or ""
+        if missing and (module_name == missing or module_name.startswith(missing + ".")):
+            top = module_name.split(".")[0]
+            raise EnvSpecError(
+                f"Could not import module {module_name!r} of env spec {spec!r}: {exc}. {_where_searched()} Run the "
+                f"`tlrl` command from the folder that holds {top}/ (or {top}.py), add that folder to PYTHONPATH, or "
+                "install the package (e.g. `pip install -e .` in your project); worker processes need to import it too."
+            ) from exc
+        raise EnvSpecError(f"Importing module {module_name!r} of env spec {spec!r} failed: it needs {missing!r}, "
+                           f"which is not installed ({exc}).") from exc
+    except Exception as exc:  # noqa: BLE001 - a module's top-level code can raise anything (SyntaxError too)
+        raise EnvSpecError(f"Importing module {module_name!r} of env spec {spec!r} failed: "
+                           f"{type(exc).__name__}: {exc}") from exc
+
+
+def _kind(obj: Any) -> str:
+    """What a name turned out to be, for error messages: 'a function', 'the class x.Y', 'a module'..."""
+    if inspect.isclass(obj):
+        return f"the class {obj.__module__}.{obj.__qualname__}"
+    if inspect.ismodule(obj):
+        return f"the module {obj.__name__}"
+    if inspect.isfunction(obj) or inspect.isbuiltin(obj) or inspect.ismethod(obj):
+        return "a function"
+    return f"a {type(obj).__name__} object"
+
+
+def _not_allowed(spec: str, obj: Any) -> EnvSpecError:
+    return EnvSpecError(
+        f"{spec!r} names {_kind(obj)}, not a gymnasium.Env subclass. An env given as a string (in a config, a "
+        "saved agent.json or Python) may only be a registered Gymnasium id or 'package.module:Class' with Class a "
+        "gymnasium.Env subclass, so a data file never calls other code. To build the env with a function, pass "
+        "the function itself from Python, e.g. PPO(make_my_env) or PPO(lambda: MyEnv(8))."
+    )
+
+
+def resolve_env_id(spec: str) -> Union[str, type]:
+    """The registered id or the `gymnasium.Env` subclass that the string ``spec`` names.
+
+    This is the one place where tlrl turns a string into code to run, for `make_env`, worker
+    processes and config validation alike. It imports the module of a ``"package.module:Class"``
+    spec (which runs that module's top-level code), looks the name up without calling anything
+    (classes nested in classes are read with `inspect.getattr_static`, so no descriptor runs),
+    and returns it only if it is a subclass of `gymnasium.Env`. ``"module:Env-v0"`` returns the id
+    ``"Env-v0"`` when importing the module registered it.
+
+    Raises:
+        EnvSpecError: for an unknown id, a module that cannot be imported, a missing name, or a
+            name that is anything but a `gymnasium.Env` subclass (a function, an instance, ...).
+
+    Example:
+        >>> resolve_env_id("tlrl.envs:GridWorldEnv").__name__
+        'GridWorldEnv'
+        >>> resolve_env_id("subprocess:run")
+        Traceback (most recent call last):
+        ...
+        tlrl.envs.make.EnvSpecError: 'subprocess:run' names a function, not a gymnasium.Env subclass. ...
+    """
+    if not isinstance(spec, str):
+        raise EnvSpecError(f"An env id must be a string, got {spec!r} of type {type(spec).__name__}.")
+    if ":" not in spec:
+        if spec not in gym.registry:
+            raise _unknown_id_error(spec)
+        return spec
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
         raise EnvSpecError(f"Env spec {spec!r} is not of the form 'package.module:Class'.")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise EnvSpecError(
-            f"Could not import module {module_name!r} of env spec {spec!r}: {exc}. Make sure the package is "
-            "installed (e.g. `pip install -e .` in your project) or that its folder is on PYTHONPATH; worker "
-            "processes need to import it too."
-        ) from exc
+    module = _import_module(module_name, spec)
     obj: Any = module
     try:
         for part in attr.split("."):
-            obj = getattr(obj, part)
+            if inspect.ismodule(obj):
+                obj = getattr(obj, part)
+            elif inspect.isclass(obj):
+                obj = inspect.getattr_static(obj, part)
+            else:
+                raise _not_allowed(spec, obj)
     except AttributeError:
         if attr in gym.registry:  # the module registered a Gymnasium id, e.g. "ale_py:ALE/Pong-v5"
             return attr
@@ -96,9 +177,9 @@ def _import_target(spec: str) -> Any:
         close = difflib.get_close_matches(attr, candidates, n=5, cutoff=0.5)
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
         raise EnvSpecError(f"Module {module_name!r} has no attribute {attr!r} (from env spec {spec!r}).{hint}") from None
-    if not callable(obj):
-        raise EnvSpecError(f"{spec!r} names a {type(obj).__name__}, not an env class or factory.")
-    return obj
+    if inspect.isclass(obj) and issubclass(obj, gym.Env):
+        return obj
+    raise _not_allowed(spec, obj)
 
 
 def _call_factory(factory: Callable[..., Any], kwargs: Dict[str, Any], render_mode: Optional[str], what: str) -> Any:
@@ -118,7 +199,20 @@ def _call_factory(factory: Callable[..., Any], kwargs: Dict[str, Any], render_mo
                 f"Cannot call env factory {what} with keyword arguments {sorted(call_kwargs)}{extra}: {exc}. "
                 f"Its signature is {signature}; make the env kwargs match its parameters."
             ) from None
-    return factory(**call_kwargs)
+    return _built(what, call_kwargs, lambda: factory(**call_kwargs))
+
+
+def _built(what: str, kwargs: Dict[str, Any], build: Callable[[], Any]) -> Any:
+    """`build()`, with an error raised by the env's own constructor turned into one that names the env."""
+    try:
+        return build()
+    except EnvSpecError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a user's constructor can raise anything
+        raise EnvSpecError(
+            f"Building the env {what} with kwargs {kwargs} failed: {type(exc).__name__}: {exc} (raised by the env's "
+            f"constructor; build it in Python with tlrl.envs.make_env to see the traceback)"
+        ) from exc
 
 
 def make_env(spec: EnvSpecLike, kwargs: Optional[Dict[str, Any]] = None, *,
@@ -138,7 +232,8 @@ def make_env(spec: EnvSpecLike, kwargs: Optional[Dict[str, Any]] = None, *,
 
     Raises:
         EnvSpecError: (a ValueError) for an unknown id, a module that cannot be imported, a
-            missing class, kwargs the factory does not take, or a spec of the wrong type.
+            missing class, a string naming anything but a `gymnasium.Env` subclass, kwargs the
+            factory does not take, a constructor that raises, or a spec of the wrong type.
 
     Example:
         >>> import tlrl.envs
@@ -153,7 +248,9 @@ def make_env(spec: EnvSpecLike, kwargs: Optional[Dict[str, Any]] = None, *,
             raise EnvSpecError(f"An env mapping needs the key 'id' and optionally 'kwargs'; got keys {sorted(spec)}.")
         return make_env(spec["id"], {**dict(spec.get("kwargs") or {}), **kwargs}, render_mode=render_mode)
     if isinstance(spec, EnvSpec):
-        return gym.make(spec, **kwargs, **({"render_mode": render_mode} if render_mode is not None else {}))
+        if render_mode is not None:
+            kwargs["render_mode"] = render_mode
+        return _built(repr(spec.id), kwargs, lambda: gym.make(spec, **kwargs))
     if isinstance(spec, gym.Env):
         if kwargs:
             raise EnvSpecError(
@@ -167,16 +264,12 @@ def make_env(spec: EnvSpecLike, kwargs: Optional[Dict[str, Any]] = None, *,
             )
         return spec
     if isinstance(spec, str):
-        if ":" in spec:
-            target = _import_target(spec)
-            if isinstance(target, str):
-                return make_env(target, kwargs, render_mode=render_mode)
+        target = resolve_env_id(spec)
+        if not isinstance(target, str):
             return _call_factory(target, kwargs, render_mode, repr(spec))
-        if spec not in gym.registry:
-            raise _unknown_id_error(spec)
         if render_mode is not None:
             kwargs["render_mode"] = render_mode
-        return gym.make(spec, **kwargs)
+        return _built(repr(target), kwargs, lambda: gym.make(target, **kwargs))
     if callable(spec):
         return _call_factory(spec, kwargs, render_mode, _describe(spec))
     raise EnvSpecError(f"Cannot make an environment from {spec!r} of type {type(spec).__name__}; pass {_SPEC_FORMS}.")
@@ -250,6 +343,10 @@ def make_vector_env(spec: EnvSpecLike, n_envs: int, *, seed: Optional[int] = Non
             raise EnvSpecError(f"Env kwargs {sorted(kwargs)} cannot be applied to an env instance that is already built.")
     elif not isinstance(spec, (str, EnvSpec, Mapping)) and not callable(spec):
         raise EnvSpecError(f"Cannot make an environment from {spec!r} of type {type(spec).__name__}; pass {_SPEC_FORMS}.")
+    elif isinstance(spec, (str, Mapping)):  # a bad string fails here, in the parent, before any worker starts
+        env_id = spec if isinstance(spec, str) else spec.get("id")
+        if isinstance(env_id, str):
+            resolve_env_id(env_id)
 
     env_fns = [_EnvFactory(spec, kwargs, None if seed is None else seed + i) for i in range(n_envs)]
     if asynchronous:

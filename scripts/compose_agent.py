@@ -120,8 +120,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     agent = DiscreteSAC("CartPole-v1", seed=args.seed)
     t0 = time.perf_counter()
-    def log(agent, info):  # called after every update; returning False would stop training
-        if info["n_updates"] % 500 == 0:
+    def log(agent, info):  # called after every update (and, without metrics, before the first); False would stop
+        if info["n_updates"] and info["n_updates"] % 500 == 0:
             metrics = "  ".join(f"{k} {v:.3g}" for k, v in info["metrics"].items())
             print(f"step {info['num_timesteps']:6d}  {metrics}", flush=True)
 

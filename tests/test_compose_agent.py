@@ -22,7 +22,7 @@ def test_composed_discrete_sac_learns_cartpole_with_finite_losses(tmp_path):
     agent = example.DiscreteSAC("CartPole-v1", seed=0)
     initial, _ = agent.evaluate(3)
     losses = []
-    agent.learn(4000, callback=lambda a, info: losses.append(info["metrics"]) and None)
+    agent.learn(4000, callback=lambda a, info: losses.append(info["metrics"]) if info["n_updates"] else None)
     assert losses and all(math.isfinite(m[k]) for m in losses for k in ("q_loss", "pi_loss", "alpha", "entropy"))
     mean, _ = agent.evaluate(5)
     # untrained policy: ~10; every seed tried (0-3) scored 163-500 here after 4000 steps

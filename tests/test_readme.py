@@ -1,6 +1,9 @@
 """The README's Python examples run as written (in a fresh interpreter, in a temp folder)."""
+import json
 import os
 import re
+import shlex
+import shutil
 import subprocess
 import sys
 
@@ -28,3 +31,27 @@ def test_readme_example_runs(index, tmp_path):
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, env=env,
                          timeout=600)
     assert out.returncode == 0, f"README example {index} failed:\n{code}\n{out.stderr[-3000:]}"
+
+
+def test_readme_yaml_config_commands_run_in_order(tmp_path, monkeypatch, capsys):
+    """The "Train from YAML configs" block as written, in order; only new runs get a tiny total_steps."""
+    from tlrl.cli import main
+
+    block = re.findall(r"```bash\n(.*?)```", README.split("## Train from YAML configs")[1].split("\n## ")[0],
+                       flags=re.S)[0]
+    (tmp_path / "configs").mkdir()
+    shutil.copy(os.path.join(ROOT, "configs", "dqn_cartpole.yaml"), tmp_path / "configs")
+    monkeypatch.chdir(tmp_path)
+    for line in block.strip().splitlines():
+        argv = shlex.split(line, comments=True)
+        assert argv[0] == "tlrl", line
+        args = argv[1:]
+        if args[0] == "train" and "--resume" not in args:
+            args += ["--set", "total_steps=1100", "--no-progress"]  # past learning_starts (1000): it learns
+        code = main(args)
+        err = capsys.readouterr().err
+        if "--video" in args and code == 2 and "pip install" in err:
+            continue  # the documented message when the video extras are not installed
+        assert code == 0, f"{line}\n{err[-3000:]}"
+    assert json.load(open("runs/dqn1/summary.json"))["seed"] == 1
+    assert os.path.isfile("curves.png") and os.path.isdir("dqn_savedmodel")

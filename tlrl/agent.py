@@ -23,6 +23,7 @@ import gymnasium as gym
 import numpy as np
 import tensorflow as tf
 
+from tlrl.durable import fsync_dir, fsync_tree
 from tlrl.hyperparams import build_config
 from tlrl.seeding import seed_everything
 
@@ -189,8 +190,9 @@ class BaseAgent:
     def save(self, path: str) -> None:
         """Save everything needed to act and to continue training into directory `path`.
 
-        The directory is written next to its final place and then swapped in, so an
-        interrupted save leaves any previous save at `path` intact.
+        The directory is written next to its final place, fsynced (every file and folder) and then
+        swapped in, so an interrupted save, a crash or a power loss leaves any previous save at
+        `path` intact.
         """
         path = os.path.abspath(path)
         parent = os.path.dirname(path)
@@ -218,26 +220,35 @@ class BaseAgent:
             state["__rng__"] = np.array(json.dumps(self.rng.bit_generator.state))
             np.savez(os.path.join(tmp, STATE_FILE), **state)
             self._save_extra(tmp)
+            fsync_tree(tmp)  # every file and folder on disk before the new save takes the old one's place
             _swap_in(tmp, path)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
 
     @classmethod
-    def load(cls, path: str, env=None, **overrides) -> "BaseAgent":
+    def load(cls, path: str, env=None, env_kwargs: Optional[Dict[str, Any]] = None, **overrides) -> "BaseAgent":
         """Rebuild an agent saved with `save`. `env` replaces the saved env spec (required if
-        none was saved, e.g. for an env instance); `overrides` replace saved hyperparameters."""
+        none was saved, e.g. for an env instance) and `env_kwargs` the saved env kwargs;
+        `overrides` replace saved hyperparameters. A saved env string resolves only to a
+        registered id or a gymnasium.Env subclass (`tlrl.envs.resolve_env_id`), checked before
+        anything is built."""
         meta = read_agent_meta(path)
         if meta["algo"] != cls.__name__:
             raise ValueError(f"{path} holds a {meta['algo']} agent, not {cls.__name__}; load it with {meta['algo']}.load")
         if env is None and meta["env"] is None:
             raise ValueError(f"{path} was saved from an env instance or factory; pass env= to {cls.__name__}.load")
+        if env is None:
+            from tlrl.envs import resolve_env_id
+
+            resolve_env_id(meta["env"])
         config = {k: v for k, v in meta["config"].items() if k not in meta.get("callables_not_saved", [])}
         hints = {f.name: f.type for f in dataclasses.fields(cls.Config)}
         config = {k: (tuple(v) if isinstance(v, list) and "Tuple" in str(hints.get(k, "")) else v)
                   for k, v in config.items()}
         config.update(overrides)
-        agent = cls(env if env is not None else meta["env"], seed=meta["seed"], env_kwargs=meta["env_kwargs"], **config)
+        agent = cls(env if env is not None else meta["env"], seed=meta["seed"],
+                    env_kwargs=meta["env_kwargs"] if env_kwargs is None else env_kwargs, **config)
         agent.restore_state(path, meta)
         return agent
 
@@ -274,9 +285,21 @@ def read_agent_meta(path: str) -> Dict[str, Any]:
             meta = json.load(fh)
     except (OSError, json.JSONDecodeError) as exc:
         raise ValueError(f"{file} is corrupt ({exc}); the save is unusable") from None
+    if not isinstance(meta, dict):
+        raise ValueError(f"{file} holds a {type(meta).__name__}, not a mapping; it was not written by tlrl's save()")
     missing = [k for k in ("algo", "config", "env", "seed", "num_timesteps") if k not in meta]
     if missing:
         raise ValueError(f"{file} lacks {missing}; it was not written by tlrl's save()")
+    meta.setdefault("env_kwargs", {})
+    meta.setdefault("callables_not_saved", [])
+    expected = {"algo": (str,), "config": (dict,), "env": (str, type(None)), "env_kwargs": (dict,),
+                "seed": (int, type(None)), "num_timesteps": (int,), "callables_not_saved": (list,)}
+    words = {str: "a string", dict: "a mapping", int: "an integer", list: "a list", type(None): "null"}
+    for key, types in expected.items():
+        value = meta[key]
+        if isinstance(value, bool) or not isinstance(value, types):
+            raise ValueError(f"{file}: {key!r} must be {' or '.join(words[t] for t in types)}, got {value!r}; the "
+                             f"file was edited or not written by tlrl's save()")
     return meta
 
 
@@ -289,12 +312,14 @@ def _json_default(value):
 
 
 def _swap_in(tmp: str, path: str) -> None:
-    """Replace directory `path` by `tmp` with renames only (the old one survives until the new is in place)."""
+    """Replace directory `path` by `tmp` with renames only (the old one survives until the new is in place);
+    `tmp` must already be fsynced (`fsync_tree`)."""
     old = None
     if os.path.exists(path):
         old = path + ".old"
         shutil.rmtree(old, ignore_errors=True)
         os.replace(path, old)
     os.replace(tmp, path)
+    fsync_dir(os.path.dirname(path))  # the renames are durable before the old save goes
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)

@@ -9,11 +9,16 @@ Layout under a run directory::
             run_state.json    the run's own state (logger, wall clock, step), JSON
         latest                name of the newest complete checkpoint (written with os.replace)
 
-A checkpoint is written into a hidden temporary directory and renamed into place, then
-`latest` is replaced: a crash at any moment leaves the previous checkpoint usable (stale
-temporary directories are removed on the next start). Loading reads only JSON, `.npz`
-without pickle and TF checkpoints; a corrupt, truncated or foreign checkpoint raises
-`CheckpointError` with a plain message.
+A checkpoint is written into a hidden temporary directory, every file and folder of it is
+fsynced (`tlrl.durable`), it is renamed into place and the checkpoints folder fsynced, then
+`latest` is replaced (durably), and only then are older checkpoints pruned: a crash or power
+loss at any moment leaves the previous checkpoint usable (stale temporary directories are
+removed on the next start). A full disk (ENOSPC, EDQUOT, or EFBIG from a file size limit)
+raises `CheckpointError` with the temporary files removed and the last good checkpoint
+untouched. `find_latest` skips damaged checkpoints (e.g. a zero-length `run_state.json` after
+a power loss) and names them. Loading reads only JSON, `.npz` without pickle and TF
+checkpoints; a corrupt, truncated or foreign checkpoint raises `CheckpointError` with a plain
+message.
 
 >>> import tempfile
 >>> manager = CheckpointManager(tempfile.mkdtemp(), keep=2)
@@ -22,6 +27,7 @@ True
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -29,6 +35,8 @@ import shutil
 import tempfile
 import zipfile
 from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+from tlrl.durable import fsync_dir, no_space_reason, write_text
 
 AGENT_DIR = "agent"
 RUN_STATE = "run_state.json"
@@ -38,15 +46,6 @@ _STEP_DIR = re.compile(r"^step_(\d+)$")
 
 class CheckpointError(RuntimeError):
     """A checkpoint that cannot be used (missing, corrupt, truncated, or of another algorithm)."""
-
-
-def _fsync_write(path: str, text: str) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 class CheckpointManager:
@@ -70,56 +69,109 @@ class CheckpointManager:
         for name in os.listdir(self.directory):
             if name.startswith(".tmp-"):
                 shutil.rmtree(os.path.join(self.directory, name), ignore_errors=True)
+            elif name.startswith(LATEST + ".tmp-"):  # a `latest` pointer that was being replaced
+                os.remove(os.path.join(self.directory, name))
 
     # ----- listing ------------------------------------------------------------------------------------------
     def checkpoints(self) -> List[Tuple[int, str]]:
-        """(step, path) of every complete checkpoint, oldest first."""
+        """(step, path) of every checkpoint that has its run_state.json, oldest first (see `problem`)."""
+        return [(step, path) for step, path in self._step_dirs() if os.path.isfile(os.path.join(path, RUN_STATE))]
+
+    def _step_dirs(self) -> List[Tuple[int, str]]:
         if not os.path.isdir(self.directory):
             return []
         out = []
         for name in os.listdir(self.directory):
             m = _STEP_DIR.match(name)
             path = os.path.join(self.directory, name)
-            if m and os.path.isfile(os.path.join(path, RUN_STATE)):
+            if m and os.path.isdir(path):
                 out.append((int(m.group(1)), path))
         return sorted(out)
 
     def latest(self) -> Optional[str]:
-        """Path of the newest checkpoint: the one `latest` names, else the newest complete one, else None."""
-        pointer = os.path.join(self.directory, LATEST)
-        if os.path.isfile(pointer):
-            with open(pointer) as fh:
-                name = fh.read().strip()
-            path = os.path.join(self.directory, name)
-            if _STEP_DIR.match(name) and os.path.isdir(path):
-                return path
-        found = self.checkpoints()
-        return found[-1][1] if found else None
+        """Path of the newest complete checkpoint (see `find_latest`), else None."""
+        return self.find_latest()[0]
+
+    def find_latest(self) -> Tuple[Optional[str], List[Tuple[str, str]]]:
+        """`(path, damaged)`: the newest checkpoint that passes `problem` (or None), and `(path, problem)` of
+        each newer one passed over because it is damaged (e.g. cut short by a power loss).
+
+        Every checkpoint folder is fsynced before it is renamed into place, so the newest complete one
+        is used even where the `latest` pointer (which moves after the rename) lags behind it.
+        """
+        damaged = []
+        for _, path in reversed(self._step_dirs()):
+            problem = self.problem(path)
+            if problem is None:
+                return path, damaged
+            damaged.append((path, problem))
+        return None, damaged
+
+    @staticmethod
+    def problem(path: str) -> Optional[str]:
+        """Why checkpoint `path` is damaged, or None if it looks complete. Cheap checks only: run_state.json
+        and agent.json parse; the TF checkpoint's index and data files and state.npz exist and are not empty."""
+        from tlrl.agent import CKPT_PREFIX, STATE_FILE, read_agent_meta
+
+        agent_dir = os.path.join(path, AGENT_DIR)
+        try:
+            CheckpointManager.read_run_state(path)
+            read_agent_meta(agent_dir)
+        except (CheckpointError, FileNotFoundError, ValueError) as exc:
+            return str(exc)
+        ckpt_dir, stem = os.path.split(os.path.join(agent_dir, CKPT_PREFIX))
+        names = os.listdir(ckpt_dir) if os.path.isdir(ckpt_dir) else []
+        if not any(n.startswith(stem + ".data-") for n in names):
+            return f"{os.path.join(ckpt_dir, stem)}.data-* is missing"
+        files = [os.path.join(ckpt_dir, n) for n in names if n.startswith(stem + ".data-")]
+        for file in [os.path.join(ckpt_dir, stem + ".index"), os.path.join(agent_dir, STATE_FILE), *files]:
+            if not os.path.isfile(file):
+                return f"{file} is missing"
+            if os.path.getsize(file) == 0:
+                return f"{file} is empty (cut short by a crash or power loss)"
+        return None
 
     # ----- saving -------------------------------------------------------------------------------------------
     def save(self, agent, run_state: Mapping[str, Any]) -> str:
-        """Write a checkpoint of `agent` (at its `num_timesteps`) and `run_state`; return its path."""
+        """Write a checkpoint of `agent` (at its `num_timesteps`) and `run_state`; return its path.
+
+        Durable before it counts: every file and folder is fsynced before `latest` moves, and older
+        checkpoints are pruned only after that. Raises `CheckpointError` if the disk is full.
+        """
         step = int(agent.num_timesteps)
-        os.makedirs(self.directory, exist_ok=True)
         name = f"step_{step:09d}"
         final = os.path.join(self.directory, name)
-        tmp = tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=self.directory)
+        tmp = None
         try:
-            agent.save(os.path.join(tmp, AGENT_DIR))
+            os.makedirs(self.directory, exist_ok=True)
+            tmp = tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=self.directory)
+            agent.save(os.path.join(tmp, AGENT_DIR))  # fsyncs its files and folders, and `tmp`
             state = {"step": step, "algo": type(agent).__name__, "format": 1, **dict(run_state)}
-            _fsync_write(os.path.join(tmp, RUN_STATE), json.dumps(state, indent=2, default=_json_default))
+            write_text(os.path.join(tmp, RUN_STATE), json.dumps(state, indent=2, default=_json_default))
             if os.path.exists(final):  # same step saved twice (e.g. Ctrl-C right at a checkpoint)
                 old = final + ".old"
                 shutil.rmtree(old, ignore_errors=True)
                 os.replace(final, old)
                 os.replace(tmp, final)
+                fsync_dir(self.directory)
                 shutil.rmtree(old, ignore_errors=True)
             else:
                 os.replace(tmp, final)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        _fsync_write(os.path.join(self.directory, LATEST), name + "\n")
+                fsync_dir(self.directory)
+            tmp = None
+            write_text(os.path.join(self.directory, LATEST), name + "\n")
+        except BaseException as exc:
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)  # also gives the space back on a full disk
+            reason = no_space_reason(exc) if isinstance(exc, Exception) else None
+            if reason is None:
+                raise
+            last = self.latest()
+            kept = (f"the last good checkpoint, {os.path.basename(last)}, is intact and `tlrl train --resume` "
+                    f"continues from it" if last else "no earlier checkpoint exists")
+            raise CheckpointError(f"cannot write checkpoint {name} into {self.directory}: {reason} "
+                                  f"({_first_line(exc)}); {kept}. Free some space (or lower checkpoint.keep) "
+                                  f"and resume.") from None
         self._prune(keep_path=final)
         return final
 
@@ -145,9 +197,14 @@ class CheckpointManager:
         return state
 
     @staticmethod
-    def load_agent(path: str, agent_cls, env=None, **overrides):
-        """Rebuild the agent saved in checkpoint `path` as `agent_cls`, with plain errors on any problem."""
+    def load_agent(path: str, agent_cls, env=None, run_config=None, **overrides):
+        """Rebuild the agent saved in checkpoint `path` as `agent_cls`, with plain errors on any problem.
+
+        With `run_config` (the run's validated config.yaml) the env (unless `env` is given), its
+        kwargs, the seed and the hyperparameters are the config's, and an agent.json that disagrees
+        with it is refused, so an edited agent.json cannot choose what gets built or run."""
         from tlrl.agent import read_agent_meta
+        from tlrl.envs import EnvSpecError
 
         agent_path = os.path.join(path, AGENT_DIR)
         try:
@@ -157,10 +214,17 @@ class CheckpointManager:
         if meta["algo"] != agent_cls.__name__:
             raise CheckpointError(f"checkpoint {path} holds a {meta['algo']} agent, not {agent_cls.__name__}: "
                                   f"it comes from another run or algorithm")
+        env_kwargs = None
+        if run_config is not None:
+            _check_agrees_with_config(path, meta, agent_cls, run_config)
+            if env is None:
+                env, env_kwargs = run_config.env.id, dict(run_config.env.kwargs)
         try:
-            return agent_cls.load(agent_path, env=env, **overrides)
+            return agent_cls.load(agent_path, env=env, env_kwargs=env_kwargs, **overrides)
         except CheckpointError:
             raise
+        except EnvSpecError as exc:
+            raise CheckpointError(f"checkpoint {path}: its env cannot be built: {exc}") from None
         except (ValueError, OSError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
             first = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
             raise CheckpointError(f"checkpoint {path} cannot be restored: it is corrupt or truncated "
@@ -171,6 +235,47 @@ class CheckpointManager:
         if not found:
             return f"no checkpoints in {self.directory}"
         return f"checkpoints in {self.directory}: " + ", ".join(os.path.basename(p) for _, p in found)
+
+
+def _first_line(exc: BaseException) -> str:
+    """`Type: first line` of `exc`, without TensorFlow's `{{function_node ...}}` prefix."""
+    text = re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", str(exc).strip()).splitlines()
+    return f"{type(exc).__name__}: {text[0][:300]}" if text else type(exc).__name__
+
+
+def _check_agrees_with_config(path: str, meta: Dict[str, Any], agent_cls, run_config) -> None:
+    """Raise CheckpointError unless agent.json's env, env kwargs, seed and hyperparameters are the config's."""
+    from tlrl.hyperparams import build_config
+
+    env_id, env_kwargs = run_config.env.id, dict(run_config.env.kwargs)
+    problems = []
+    if meta["env"] != env_id or meta["env_kwargs"] != env_kwargs:
+        problems.append(f"env {meta['env']!r} (kwargs {meta['env_kwargs']}) in agent.json, {env_id!r} "
+                        f"(kwargs {env_kwargs}) in config.yaml")
+    if meta["seed"] != run_config.seed:
+        problems.append(f"seed {meta['seed']!r} in agent.json, {run_config.seed!r} in config.yaml")
+    config = build_config(agent_cls.Config, agent_cls.__name__, dict(run_config.hyperparameters))
+    expected = {f.name: _plain(getattr(config, f.name)) for f in dataclasses.fields(config)}
+    saved = meta["config"]
+    differ = sorted(k for k in set(expected) | set(saved)
+                    if k not in meta["callables_not_saved"] and not callable(expected.get(k))
+                    and _plain(saved.get(k)) != expected.get(k))
+    if differ:
+        problems.append("hyperparameters " + ", ".join(f"{k}={saved.get(k)!r} in agent.json, {expected.get(k)!r} "
+                                                         f"in config.yaml" for k in differ))
+    if problems:
+        raise CheckpointError(f"checkpoint {path}: its agent/agent.json and the run's config.yaml disagree: "
+                              f"{'; '.join(problems)}. The checkpoint was edited or comes from another run; tlrl "
+                              f"loads a run only as its config.yaml describes it")
+
+
+def _plain(value):
+    """Tuples as lists, recursively, as they read back from JSON."""
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
 
 
 def _json_default(value):

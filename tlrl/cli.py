@@ -1,17 +1,22 @@
 """The `tlrl` command: train, evaluate, export and plot runs from YAML configs; list tlrl's envs.
 
     tlrl train CONFIG [--seed N] [--run-dir DIR] [--set key.path=value ...]
-    tlrl train --resume DIR [CONFIG] [--set total_steps=N]
+    tlrl train --resume DIR [--set total_steps=N]
     tlrl eval RUN_DIR [--episodes N] [--stochastic] [--video]
     tlrl export RUN_DIR [--out DIR]
     tlrl plot RUN_DIR [RUN_DIR ...] --out FILE.png [--metric COLUMN]
     tlrl envs
 
-A run directory (default `runs/<algo>_<env>_<timestamp>/`) holds `config.yaml` (the resolved
-config), `metrics.csv`, `evaluations.csv`, TensorBoard files under `tb/`, `checkpoints/` and,
+Every command takes `--verbose` (`-v`) to show TensorFlow's start-up log, hidden by default
+(`tlrl.quiet_import`). A run directory (default `runs/<algo>_<env>_<timestamp>/`) holds
+`config.yaml` (the resolved config), `command.json` (the CONFIG, --set and --seed it started
+with), `metrics.csv`, `evaluations.csv`, TensorBoard files under `tb/`, `checkpoints/` and,
 at the end, `summary.json`. Errors in the config or the command stop before anything is
-written (except `error.txt` in a new run directory) and exit with code 2; Ctrl-C saves a
-checkpoint and exits with code 130.
+written (except `error.txt` in a new run directory, which a later run there replaces) and
+exit with code 2; Ctrl-C or SIGTERM saves a
+checkpoint and exits with code 130 or 143. Training that produces NaN or infinity (a loss, a gradient,
+a weight, an env's observation or reward) stops at once with a message and exit code 3, without
+checkpointing the broken state: the checkpoints written before stay.
 """
 from __future__ import annotations
 
@@ -22,70 +27,108 @@ import sys
 from typing import List, Optional
 
 EXIT_ERROR = 2
+#: Exit code of a run stopped because a loss, gradient, weight, observation or reward became NaN or infinite.
+EXIT_NON_FINITE = 3
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tlrl", description="tlrl: reinforcement learning with TensorFlow 2.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true",
+                        help="show TensorFlow's start-up and C++ log (hidden by default)")
 
-    t = sub.add_parser("train", help="train an agent from a YAML config",
+    t = sub.add_parser("train", parents=[common], help="train an agent from a YAML config",
                        description="Train from a YAML config; writes logs, checkpoints and summary.json into the "
                                    "run directory. Config keys: see `tlrl train --keys`.")
-    t.add_argument("config", nargs="?", help="YAML config file (optional with --resume)")
+    t.add_argument("config", nargs="?", help="YAML config file (leave it out with --resume: the run keeps its own)")
     t.add_argument("--seed", type=int, help="override the config's seed")
     t.add_argument("--run-dir", help="run directory (default runs/<algo>_<env>_<timestamp>)")
     t.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE",
-                   help="override a config value (YAML scalar); a bare name means hyperparameters.NAME, "
-                        "e.g. --set learning_rate=1e-3 --set env.kwargs.size=5")
-    t.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its latest checkpoint")
+                   help="override a config value (YAML scalar): a top-level key or a dotted path into one "
+                        "(--set total_steps=50000 --set env.kwargs.size=5), or a bare name, which means "
+                        "hyperparameters.NAME (--set learning_rate=1e-3)")
+    t.add_argument("--resume", metavar="DIR",
+                   help="continue the run in DIR from its latest checkpoint as it was configured (its config, "
+                        "--seed and --set); a CONFIG, --seed or --set given with it may change only total_steps "
+                        "(--set total_steps=N trains longer) and the eval, log and checkpoint.keep settings")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.add_argument("--keys", action="store_true", help="list the config keys with their defaults and exit")
 
-    e = sub.add_parser("eval", help="evaluate the latest checkpoint of a run")
+    e = sub.add_parser("eval", parents=[common], help="evaluate the latest checkpoint of a run")
     e.add_argument("run_dir")
     e.add_argument("--episodes", type=int, default=None, help="episodes (default: the config's eval.episodes)")
     e.add_argument("--stochastic", action="store_true", help="sample actions instead of the deterministic policy")
     e.add_argument("--seed", type=int, default=None, help="seed of the first evaluation episode")
-    e.add_argument("--video", action="store_true", help="record videos into RUN_DIR/videos (needs moviepy)")
+    e.add_argument("--video", action="store_true", help='record videos into RUN_DIR/videos (needs moviepy and pygame: pip install "tlrl[video]")')
 
-    x = sub.add_parser("export", help="export the policy of a run as a TensorFlow SavedModel")
+    x = sub.add_parser("export", parents=[common], help="export the policy of a run as a TensorFlow SavedModel")
     x.add_argument("run_dir")
     x.add_argument("--out", help="output directory (default RUN_DIR/saved_model)")
     x.add_argument("--overwrite", action="store_true", help="replace an existing export")
 
-    pl = sub.add_parser("plot", help="plot learning curves of runs (seeds of one config as mean and band)")
+    pl = sub.add_parser("plot", parents=[common],
+                        help="plot learning curves of runs (seeds of one config as mean and band)")
     pl.add_argument("run_dirs", nargs="+")
     pl.add_argument("--out", required=True, help="image file to write (e.g. curves.png)")
     pl.add_argument("--metric", default="episode_return_mean", help="column of metrics.csv to plot")
     pl.add_argument("--title")
 
-    sub.add_parser("envs", help="list tlrl's registered environments")
+    sub.add_parser("envs", parents=[common], help="list tlrl's registered environments")
     return p
+
+
+#: The exceptions that mean a mistake in the command, its config or its run directory: printed as one line,
+#: exit code 2. Named as (module, class) and looked up by `_is_user_error`, so that `tlrl envs` and
+#: `tlrl --help` do not import TensorFlow through the modules that define them.
+USER_ERRORS = (("tlrl.config_schema", "ConfigError"), ("tlrl.checkpointing", "CheckpointError"),
+               ("tlrl.training", "RunError"), ("tlrl.export", "ExportError"), ("tlrl.plotting", "PlotError"),
+               ("tlrl.envs.make", "EnvSpecError"))
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the `tlrl` command with `argv` (default: sys.argv[1:]); return the exit code."""
+    from tlrl.quiet_import import hide_tensorflow_startup_log, show_tensorflow_startup_log
+
     args = _parser().parse_args(argv)
+    _search_current_directory()
+    if args.verbose:
+        show_tensorflow_startup_log()
+    else:
+        hide_tensorflow_startup_log()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     handler = {"train": cmd_train, "eval": cmd_eval, "export": cmd_export, "plot": cmd_plot, "envs": cmd_envs}
-    from tlrl.checkpointing import CheckpointError
-    from tlrl.config import ConfigError
-    from tlrl.export import ExportError
-    from tlrl.plotting import PlotError
-    from tlrl.training import RunError
-
     try:
         return handler[args.command](args)
-    except (ConfigError, CheckpointError, RunError, ExportError, PlotError) as exc:
+    except Exception as exc:
+        finite = sys.modules.get("tlrl.finite")
+        if finite is not None and isinstance(exc, finite.NonFiniteError):  # training diverged: no traceback
+            print(f"tlrl {args.command}: error: {exc}", file=sys.stderr)
+            return EXIT_NON_FINITE
+        if not _is_user_error(exc):
+            raise
         print(f"tlrl {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
+
+
+def _search_current_directory() -> None:
+    """Let configs name env modules in the current directory ("mypkg.envs:MyEnv"), as `python -m tlrl`
+    does. Appended, so a file there never shadows an installed package."""
+    cwd = os.getcwd()
+    if not any(os.path.abspath(p or os.curdir) == cwd for p in sys.path):
+        sys.path.append(cwd)
+
+
+def _is_user_error(exc: BaseException) -> bool:
+    """Whether `exc` is one of `USER_ERRORS`; only modules imported so far can have raised one."""
+    return isinstance(exc, tuple(getattr(sys.modules[m], name) for m, name in USER_ERRORS if m in sys.modules))
 
 
 # ----- train ------------------------------------------------------------------------------------------------------
 def cmd_train(args) -> int:
     from tlrl.config import ConfigError, load_config, schema_doc
-    from tlrl.training import INTERRUPTED, RunError, prepare_new, prepare_resume, run_training, write_error
+    from tlrl.training import INTERRUPTED, TERMINATED, RunError, prepare_new, prepare_resume, run_training, write_error
 
     if args.keys:
         print("\n".join(schema_doc()))
@@ -99,14 +142,14 @@ def cmd_train(args) -> int:
             if not args.config:
                 raise RunError("train needs a CONFIG file (or --resume DIR)")
             config = load_config(args.config, args.set, seed=args.seed)
-            run = prepare_new(config, args.run_dir)
+            run = prepare_new(config, args.run_dir, config_path=args.config, overrides=args.set, seed=args.seed)
     except (ConfigError, RunError) as exc:
         if not args.resume:
             write_error(args.run_dir, str(exc))
         raise
     summary = run_training(run, progress=False if args.no_progress else None)
     if summary.get("interrupted"):
-        return INTERRUPTED
+        return TERMINATED if summary.get("signal") == "SIGTERM" else INTERRUPTED
     print(json.dumps({"run_dir": run.run_dir, **summary}, indent=2))
     return 0
 
@@ -117,6 +160,8 @@ def cmd_eval(args) -> int:
 
     if args.episodes is not None and args.episodes <= 0:
         raise RunError(f"--episodes must be positive, got {args.episodes}")
+    if args.seed is not None and args.seed < 0:
+        raise RunError(f"--seed must be a non-negative integer (seeds are >= 0), got {args.seed}")
     config, agent = load_run(args.run_dir)
     episodes = args.episodes or config.eval.episodes
     deterministic = not args.stochastic
@@ -142,18 +187,20 @@ def _evaluate_with_video(agent, run_dir: str, episodes: int, deterministic: bool
     try:
         import moviepy  # noqa: F401 - RecordVideo writes mp4 files through moviepy
     except ImportError:
-        raise RunError("--video needs moviepy to write mp4 files: pip install moviepy") from None
+        raise RunError(f"--video needs moviepy to write mp4 files: {VIDEO_PIP} (or pip install moviepy)") from None
     try:
         env = agent._make_single_env(render_mode="rgb_array")
     except Exception as exc:  # noqa: BLE001 - any env failure here means no rgb_array rendering
         raise RunError(f"--video needs an env that renders with render_mode='rgb_array': {exc}") from None
     if env.render_mode != "rgb_array":
         raise RunError(f"--video needs render_mode='rgb_array'; this env renders with {env.render_mode!r}")
-    folder = os.path.join(run_dir, "videos", f"step_{int(agent.num_timesteps):09d}")
-    env = RecordVideo(env, folder, episode_trigger=lambda i: True, disable_logger=True)
     base = seed if seed is not None else (agent.seed or 0) + 10_000
+    _check_renders(env, base)
+    videos = os.path.join(run_dir, "videos")
+    folder = os.path.join(videos, f"step_{int(agent.num_timesteps):09d}")
     returns = []
     try:
+        env = RecordVideo(env, folder, episode_trigger=lambda i: True, disable_logger=True)
         for i in range(episodes):
             obs, _ = env.reset(seed=base + i)
             done, total = False, 0.0
@@ -162,9 +209,43 @@ def _evaluate_with_video(agent, run_dir: str, episodes: int, deterministic: bool
                 total += float(reward)
                 done = terminated or truncated
             returns.append(total)
-    finally:
+    except BaseException:
         env.close()
+        _remove_empty_folders(folder, videos)
+        raise
+    env.close()
     return float(np.mean(returns)), float(np.std(returns)), folder
+
+
+#: What installs everything `tlrl eval --video` needs (moviepy for mp4 files, pygame for the classic-control frames).
+VIDEO_PIP = 'pip install "tlrl[video]"'
+
+
+def _check_renders(env, seed: int) -> None:
+    """Render one frame before any video folder exists; a missing package becomes a RunError with the pip line."""
+    from gymnasium.error import DependencyNotInstalled
+
+    from tlrl.training import RunError
+
+    try:
+        env.reset(seed=seed)
+        env.render()
+    except (DependencyNotInstalled, ImportError) as exc:
+        env.close()
+        raise RunError(f"--video cannot render this env, a package is missing ({exc}); {VIDEO_PIP} installs what "
+                       f"rendering needs") from None
+    except Exception as exc:  # noqa: BLE001 - any failure here means no frames to record
+        env.close()
+        raise RunError(f"--video cannot render this env with render_mode='rgb_array': {exc}") from None
+
+
+def _remove_empty_folders(*folders: str) -> None:
+    """Remove each of `folders` that exists and is empty (innermost first), so a failed recording leaves none."""
+    for folder in folders:
+        try:
+            os.rmdir(folder)
+        except OSError:  # missing or not empty: keep it
+            pass
 
 
 # ----- export -----------------------------------------------------------------------------------------------------
@@ -189,6 +270,8 @@ def cmd_plot(args) -> int:
 
 
 def cmd_envs(args) -> int:
+    import inspect
+
     import gymnasium as gym
 
     import tlrl.envs  # noqa: F401 - registers tlrl/... ids
@@ -200,7 +283,7 @@ def cmd_envs(args) -> int:
         doc = ""
         try:
             cls = spec.entry_point if callable(spec.entry_point) else gym.envs.registration.load_env_creator(spec.entry_point)
-            doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+            doc = " ".join(inspect.cleandoc(cls.__doc__ or "").split("\n\n")[0].split())  # the summary, unwrapped
         except Exception:  # noqa: BLE001 - the listing must not fail on one env's docstring
             pass
         limit = f"max {spec.max_episode_steps} steps" if spec.max_episode_steps else ""

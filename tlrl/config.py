@@ -37,7 +37,6 @@ from __future__ import annotations
 import collections.abc
 import dataclasses
 import difflib
-import importlib
 import os
 import typing
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
@@ -214,6 +213,10 @@ def _build(cls, data: Any, path: Path, places: _Places):
         low = f.metadata.get("min")
         if low is not None and value is not None and value < low:
             raise places.error(fpath, f"{'.'.join(fpath)} must be >= {low}, got {value!r}. ({f.metadata['doc']})")
+        high = f.metadata.get("max")
+        if high is not None and value is not None and value > high:
+            words = f.metadata.get("max_words", high)
+            raise places.error(fpath, f"{'.'.join(fpath)} must be at most {words}, got {value!r}. ({f.metadata['doc']})")
         values[fname] = value
     return cls(**values)
 
@@ -310,32 +313,15 @@ def _apply_runner(config: RunConfig, cls, places: _Places) -> None:
 
 
 def check_env_id(env_id: str, places: Optional[_Places] = None) -> None:
-    """Fail with close matches unless `env_id` is a registered id or an importable 'package.module:Class'."""
-    places = places or _Places("<config>")
-    path = ("env", "id")
-    if ":" in env_id:
-        module_name, _, attr = env_id.partition(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise places.error(path, f"env.id {env_id!r}: cannot import module {module_name!r} ({exc})") from None
-        if not hasattr(module, attr):
-            close = difflib.get_close_matches(attr, [n for n in dir(module) if not n.startswith("_")], n=3)
-            hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-            raise places.error(path, f"env.id {env_id!r}: module {module_name!r} has no {attr!r}.{hint}")
-        return
-    import gymnasium as gym
+    """Fail with close matches unless `env_id` is a registered id or 'package.module:Class' naming a
+    gymnasium.Env subclass; the check is `tlrl.envs.resolve_env_id`, the same code that builds the env."""
+    from tlrl.envs import EnvSpecError, resolve_env_id
 
+    places = places or _Places("<config>")
     try:
-        import tlrl.envs  # noqa: F401 - registers tlrl/... ids
-    except ImportError:
-        pass
-    if env_id in gym.registry:
-        return
-    close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.5)
-    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-    raise places.error(path, f"unknown env {env_id!r}: not a registered Gymnasium id and not 'package.module:Class'."
-                             f"{hint} (`tlrl envs` lists tlrl's own)")
+        resolve_env_id(env_id)
+    except EnvSpecError as exc:
+        raise places.error(("env", "id"), f"env.id: {exc}") from None
 
 
 def dump_config(config: RunConfig, path: str) -> None:

@@ -10,6 +10,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from tlrl.step_limits import MAX_STEPS, MAX_STEPS_WORDS
+
 Path = Tuple[str, ...]
 
 
@@ -82,7 +84,8 @@ class LogConfig:
 class RunConfig:
     algo: str = _f(doc="Algorithm name, one of tlrl.algorithms.REGISTRY (ppo, dqn, ddpg, td3, a3c).")
     env: EnvConfig = _f(doc="The environment: id and kwargs.")
-    total_steps: int = _f(doc="Environment steps to train for.", min=1)
+    total_steps: int = _f(doc="Environment steps to train for.", min=1, max=MAX_STEPS,
+                          max_words=MAX_STEPS_WORDS)
     hyperparameters: Dict[str, Any] = _f({}, doc="The algorithm's constructor arguments (see its Config).")
     seed: Optional[int] = _f(0, doc="Seed of numpy, TF and the envs (null: not seeded, not reproducible).", min=0)
     eval: EvalConfig = field(default_factory=EvalConfig, metadata={"doc": "Evaluation settings."})

@@ -1,14 +1,18 @@
 """Validation of hyperparameters against an algorithm's config dataclass.
 
 A wrong name or a wrong type raises an error that names it, the expected type
-and close matches, before any network is built.
+and close matches, before any network is built. So does a number out of its range: NaN and
+infinity are refused for every field, and a config class lists the interval of each of its
+float fields in `RANGES` (e.g. `{"tau": "(0, 1]", "learning_rate": "(0, inf)"}`, checked by
+`check_ranges`; a schedule is checked at its start value).
 """
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import typing
-from typing import Any, Dict, Type, TypeVar
+from typing import Any, Dict, Mapping, Optional, Type, TypeVar
 
 C = TypeVar("C")
 
@@ -74,7 +78,14 @@ def build_config(cls: Type[C], owner: str, overrides: Dict[str, Any]) -> C:
             raise TypeError(
                 f"{owner} hyperparameter {key!r} must be {_describe(hints[key])}, got {value!r} ({type(value).__name__})"
             )
+    ranges: Mapping[str, str] = getattr(cls, "RANGES", {})
+    for key, value in overrides.items():
+        if _non_finite(value):
+            allowed = f"a finite number {_interval_words(ranges[key]) if key in ranges else ''}".rstrip()
+            raise ValueError(f"{owner} hyperparameter {key!r} must be {allowed}, got {value!r} "
+                             f"(NaN and infinity are never valid)")
     config = cls(**overrides)
+    check_ranges(config, ranges, owner)
     check = getattr(config, "validate", None)
     if check is not None:
         check()
@@ -85,3 +96,75 @@ def require(condition: bool, message: str) -> None:
     """Raise ValueError(message) unless condition holds (for config `validate` methods)."""
     if not condition:
         raise ValueError(message)
+
+
+def _non_finite(value: Any) -> bool:
+    """True for a NaN or infinite float, also inside lists, tuples and dicts."""
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, (list, tuple)):
+        return any(_non_finite(v) for v in value)
+    if isinstance(value, dict):
+        return any(_non_finite(v) for v in value.values())
+    return False
+
+
+def _parse_interval(interval: str):
+    low, high = (float(x) for x in interval[1:-1].split(","))
+    return interval[0] == "(", low, high, interval[-1] == ")"
+
+
+def in_interval(value: float, interval: str) -> bool:
+    """Whether `value` is a finite number inside `interval`, written "(0, 1]", "[0, inf)", "(-inf, inf)".
+
+    >>> in_interval(1.0, "(0, 1]"), in_interval(0.0, "(0, 1]"), in_interval(float("inf"), "(0, inf)")
+    (True, False, False)
+    """
+    open_low, low, high, open_high = _parse_interval(interval)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return False
+    above = value > low if open_low else value >= low
+    below = value < high if open_high else value <= high
+    return above and below
+
+
+def _interval_words(interval: str) -> str:
+    open_low, low, high, open_high = _parse_interval(interval)
+    if math.isinf(high) and math.isinf(low):
+        return ""
+    if math.isinf(high):
+        return f"{'>' if open_low else '>='} {low:g}"
+    return f"in {interval}"
+
+
+def check_ranges(config: Any, ranges: Mapping[str, str], owner: Optional[str] = None) -> None:
+    """Raise ValueError unless each field of `config` named in `ranges` lies in its interval.
+
+    A None value (an optional setting left off) passes; a schedule (a "lin_<start>" string or
+    a callable of progress) is checked at its start value, progress 0.
+
+    >>> from dataclasses import dataclass
+    >>> @dataclass
+    ... class Cfg:
+    ...     tau: float = 0.005
+    >>> check_ranges(Cfg(tau=2.0), {"tau": "(0, 1]"})
+    Traceback (most recent call last):
+    ...
+    ValueError: tau must be in (0, 1], got 2.0
+    """
+    from tlrl.schedules import make_schedule
+
+    prefix = f"{owner}: " if owner else ""
+    for name, interval in ranges.items():
+        spec = getattr(config, name)
+        if spec is None:
+            continue
+        words = _interval_words(interval) or "a finite number"
+        value, where = spec, ""
+        if isinstance(spec, str) or callable(spec):
+            try:
+                value, where = make_schedule(spec, name)(0.0), f" at progress 0 (schedule {spec!r})"
+            except ValueError as exc:
+                raise ValueError(f"{prefix}{exc}; allowed: {words}") from None
+        if not in_interval(value, interval):
+            raise ValueError(f"{prefix}{name} must be {words}, got {value!r}{where}")

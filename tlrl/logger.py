@@ -3,8 +3,8 @@
 `Logger` is a callback for any agent's `learn(total_steps, callback=)`: agents call it after
 each update with `info = {"num_timesteps", "metrics", "episode_returns"}`. Every `interval`
 env steps it writes one row to `metrics.csv` (`num_timesteps, wall, steps_per_s,
-episode_return_mean, episodes`, then every metric the agent reported) and the same scalars
-to TensorBoard; the progress bar shows steps, steps/s and the recent episode return.
+episode_return_mean, episodes`, then every metric the agent reported except `AGENT_DUPLICATES`)
+and the same scalars to TensorBoard; the progress bar shows steps, steps/s and the recent episode return.
 
 The logger's own state (recent returns, the next row's step, the wall clock) is saved with
 each checkpoint (`state()` / `Logger(..., state=)`), and `MetricsCSV.truncate_after(step)`
@@ -41,11 +41,20 @@ METRICS_FILE = "metrics.csv"
 EVAL_FILE = "evaluations.csv"
 TB_DIR = "tb"
 BASE_COLUMNS = ["num_timesteps", "wall", "steps_per_s", "episode_return_mean", "episodes"]
+#: Agent metrics that a logger column already measures, left out of the rows: agents report
+#: `steps_per_second` since their `learn` call began; `steps_per_s` is over each row's interval.
+AGENT_DUPLICATES = frozenset({"steps_per_second"})
 EVAL_COLUMNS = ["num_timesteps", "eval_return_mean", "eval_return_std"]
 
 
 def read_metrics(path: str) -> List[Dict[str, float]]:
-    """Rows of a metrics CSV as dicts of floats (empty cells are NaN); incomplete rows are skipped."""
+    """Rows of a metrics CSV as dicts of floats ("nan", "inf", "-inf" and empty cells, a metric that
+    row does not have, read as NaN and infinities); incomplete rows are skipped."""
+    return [{k: float(v) if v != "" else math.nan for k, v in row.items()} for row in _read_cells(path)]
+
+
+def _read_cells(path: str) -> List[Dict[str, str]]:
+    """The complete rows of a CSV as dicts of its cells, unparsed (so a rewrite keeps them as written)."""
     if not os.path.exists(path):
         return []
     with open(path, newline="") as fh:
@@ -57,9 +66,10 @@ def read_metrics(path: str) -> List[Dict[str, float]]:
         if len(row) != len(header):
             continue
         try:
-            out.append({k: float(v) if v != "" else math.nan for k, v in zip(header, row)})
+            [float(v) for v in row if v != ""]
         except ValueError:
             continue
+        out.append(dict(zip(header, row)))
     return out
 
 
@@ -77,14 +87,14 @@ class MetricsCSV:
 
     def truncate_after(self, step: float) -> int:
         """Keep only complete rows with `num_timesteps <= step`; return how many rows were kept."""
-        rows = [r for r in read_metrics(self.path) if r["num_timesteps"] <= step]
+        rows = [r for r in _read_cells(self.path) if float(r.get("num_timesteps") or "nan") <= step]
         self._rewrite(rows)
         return len(rows)
 
     def write(self, row: Mapping[str, float]) -> None:
         new = [k for k in row if k not in self.columns]
         if new:
-            old = read_metrics(self.path)
+            old = _read_cells(self.path)
             self.columns += new
             self._rewrite(old)
         exists = os.path.exists(self.path) and os.path.getsize(self.path) > 0
@@ -92,25 +102,23 @@ class MetricsCSV:
         with open(self.path, "a", newline="") as fh:
             fh.write(line if exists else _csv_line(self.columns) + line)  # one write: a row is whole or absent
 
-    def _rewrite(self, rows: List[Mapping[str, float]]) -> None:
+    def _rewrite(self, rows: List[Mapping[str, str]]) -> None:
         tmp = self.path + ".tmp"
         with open(tmp, "w", newline="") as fh:
             fh.write(_csv_line(self.columns))
             for r in rows:
-                fh.write(_csv_line([_cell(r.get(c, "")) for c in self.columns]))
+                fh.write(_csv_line([r.get(c, "") for c in self.columns]))
         os.replace(tmp, self.path)
 
 
-def _cell(v):
-    return "" if isinstance(v, float) and math.isnan(v) else v
-
-
 def _csv_line(values) -> str:
+    """One CSV line; floats as integers where exact, NaN and infinities as "nan", "inf", "-inf" (an empty
+    cell means the row has no such metric)."""
     out = []
     for v in values:
         if isinstance(v, (float, np.floating)):
             v = float(v)
-            v = "" if math.isnan(v) else str(int(v)) if v.is_integer() and abs(v) < 2**53 else repr(v)
+            v = str(int(v)) if v.is_integer() and abs(v) < 2**53 else repr(v)  # repr: "nan", "inf", "-inf"
         out.append(str(v))
     return ",".join(out) + "\n"
 
@@ -174,8 +182,8 @@ class TensorBoardWriter:
             self._writer = tf.summary.create_file_writer(self._logdir)
         with self._writer.as_default():
             for tag, value in values.items():
-                if value is None or not np.isfinite(value):
-                    continue
+                if value is None:
+                    continue  # NaN and inf are written: TensorBoard shows them, and a diverging run is visible
                 tf.summary.write(tag, tf.constant(float(value), tf.float32), step=int(step), metadata=self._metadata)
         self._writer.flush()
 
@@ -262,7 +270,8 @@ class Logger:
                "steps_per_s": (step - last_step) / dt if dt > 0 and step > last_step else math.nan,
                "episode_return_mean": self.return_mean, "episodes": self.episodes}
         for k, v in metrics.items():
-            row[k if k not in row else f"train/{k}"] = v
+            if k not in AGENT_DUPLICATES:
+                row[k if k not in row else f"train/{k}"] = v
         self.csv.write(row)
         if self.tb is not None:
             self.tb.scalars({k if "/" in k else f"train/{k}": v for k, v in row.items() if k != "num_timesteps"}, step)

@@ -62,8 +62,7 @@ class NormalActionNoise(ActionNoise):
         super().__init__(shape, n_envs, seed)
         self.sigma = np.broadcast_to(np.asarray(sigma, np.float64), self.shape).copy()
         self.mean = np.broadcast_to(np.asarray(mean, np.float64), self.shape).copy()
-        if np.any(self.sigma < 0):
-            raise ValueError(f"noise sigma must be non-negative, got {sigma}")
+        _check_sigma_mean(self.sigma, self.mean, sigma, mean)
 
     def __call__(self) -> np.ndarray:
         eps = self.rng.standard_normal((self.n_envs, *self.shape))
@@ -95,13 +94,14 @@ class OrnsteinUhlenbeckActionNoise(ActionNoise):
         super().__init__(shape, n_envs, seed)
         self.sigma = np.broadcast_to(np.asarray(sigma, np.float64), self.shape).copy()
         self.mean = np.broadcast_to(np.asarray(mean, np.float64), self.shape).copy()
-        if np.any(self.sigma < 0):
-            raise ValueError(f"noise sigma must be non-negative, got {sigma}")
-        if theta < 0 or dt <= 0:
+        _check_sigma_mean(self.sigma, self.mean, sigma, mean)
+        if not (np.isfinite(theta) and np.isfinite(dt) and theta >= 0 and dt > 0):
             raise ValueError(f"OU noise needs theta >= 0 and dt > 0, got theta={theta}, dt={dt}")
         self.theta, self.dt = float(theta), float(dt)
         self.initial = np.zeros(self.shape) if initial is None else np.broadcast_to(np.asarray(initial, np.float64),
                                                                                     self.shape).copy()
+        if not np.all(np.isfinite(self.initial)):
+            raise ValueError(f"OU noise initial value must be finite, got {initial}")
         self.x = np.broadcast_to(self.initial, (self.n_envs, *self.shape)).copy()
 
     def __call__(self) -> np.ndarray:
@@ -127,6 +127,13 @@ class OrnsteinUhlenbeckActionNoise(ActionNoise):
 
     def __repr__(self) -> str:
         return f"OrnsteinUhlenbeckActionNoise(sigma={self.sigma.tolist()}, theta={self.theta}, n_envs={self.n_envs})"
+
+
+def _check_sigma_mean(sigma: np.ndarray, mean: np.ndarray, sigma_arg, mean_arg) -> None:
+    if not (np.all(np.isfinite(sigma)) and np.all(sigma >= 0)):
+        raise ValueError(f"noise sigma must be finite and non-negative, got {sigma_arg}")
+    if not np.all(np.isfinite(mean)):
+        raise ValueError(f"noise mean must be finite, got {mean_arg}")
 
 
 def make_action_noise(kind: Optional[str], sigma, shape: Sequence[int], n_envs: int = 1,

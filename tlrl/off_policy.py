@@ -35,7 +35,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Callable, ClassVar, Dict, List, Mapping, Optional, Sequence
 
 import gymnasium as gym
 import numpy as np
@@ -43,7 +43,9 @@ import tensorflow as tf
 
 from tlrl.agent import BaseAgent
 from tlrl.episodes import EpisodeTracker, true_next_obs
+from tlrl.finite import check_env_step, check_metrics
 from tlrl.hyperparams import require
+from tlrl.step_limits import check_total_steps
 
 REPLAY_FILE = "replay.npz"
 
@@ -67,6 +69,9 @@ class OffPolicyConfig:
     n_envs: int = 1
     """Number of parallel training envs (one vector env)."""
 
+    #: The interval of each float field (checked, with NaN and infinity refused, by `tlrl.hyperparams.build_config`).
+    RANGES: ClassVar[Dict[str, str]] = {"gamma": "[0, 1]"}
+
     def validate(self) -> None:
         require(self.buffer_size > 0, f"buffer_size must be positive, got {self.buffer_size}")
         require(self.learning_starts >= 0, f"learning_starts must be >= 0, got {self.learning_starts}")
@@ -74,7 +79,6 @@ class OffPolicyConfig:
         require(self.train_freq > 0, f"train_freq must be positive (in vector steps), got {self.train_freq}")
         require(self.gradient_steps == -1 or self.gradient_steps > 0,
                 f"gradient_steps must be positive or -1 (as many as env steps collected), got {self.gradient_steps}")
-        require(0.0 <= self.gamma <= 1.0, f"gamma must be in [0, 1], got {self.gamma}")
         require(self.n_envs > 0, f"n_envs must be positive, got {self.n_envs}")
 
 
@@ -190,10 +194,11 @@ class OffPolicyAgent(BaseAgent):
 
         `callback(agent, info)` is called after every update with `info` holding `num_timesteps`,
         `metrics` (loss terms, `steps_per_second`, ...), `episode_returns` (returns of episodes
-        finished since the previous call) and `progress`; returning False stops training.
+        finished since the previous call) and `progress`; returning False stops training. Before
+        `learning_starts` it is called every `train_freq` vector steps as well, with empty
+        `metrics` (no update ran), so that training can be stopped or checkpointed at any step.
         """
-        if isinstance(total_steps, bool) or not isinstance(total_steps, (int, np.integer)) or total_steps < 0:
-            raise ValueError(f"total_steps must be a non-negative integer, got {total_steps!r}")
+        total_steps = check_total_steps(total_steps, self.num_timesteps)
         env = self._ensure_train_env()
         c = self.config
         n_envs, train_freq, learning_starts = self.n_envs, int(c.train_freq), int(c.learning_starts)
@@ -211,6 +216,7 @@ class OffPolicyAgent(BaseAgent):
             actions = self._env_actions(actions)
             next_obs, rewards, terminated, truncated, info = env.step(actions)
             done = np.logical_or(terminated, truncated)
+            check_env_step(env, self.num_timesteps + n_envs, next_obs, rewards, info, done)
             replay.add(obs, actions, rewards, true_next_obs(next_obs, info, done), terminated, truncated)
             obs = self._obs = next_obs
             self.num_timesteps += n_envs
@@ -221,16 +227,21 @@ class OffPolicyAgent(BaseAgent):
             self._on_step()
             if self._vec_steps % train_freq == 0 and self.num_timesteps >= learning_starts:
                 metrics = dict(self._train(self._gradient_steps()))
+                check_metrics(metrics, step=self.num_timesteps, owner=type(self).__name__)  # before logging, saving
                 self.n_updates += 1
                 elapsed = time.perf_counter() - t0
                 metrics["steps_per_second"] = (self.num_timesteps - start_steps) / max(elapsed, 1e-9)
-                if callback is not None:
-                    info_out = {"num_timesteps": self.num_timesteps, "metrics": metrics,
-                                "episode_returns": returns_since, "progress": self.progress,
-                                "n_updates": self.n_updates}
-                    returns_since = []
-                    if callback(self, info_out) is False:
-                        break
+            elif self._vec_steps % train_freq == 0:
+                metrics = {}  # before learning_starts: no update, but the callback may stop training or checkpoint
+            else:
+                continue
+            if callback is not None:
+                info_out = {"num_timesteps": self.num_timesteps, "metrics": metrics,
+                            "episode_returns": returns_since, "progress": self.progress,
+                            "n_updates": self.n_updates}
+                returns_since = []
+                if callback(self, info_out) is False:
+                    break
         return self
 
     # ----- persistence ---------------------------------------------------------

@@ -80,8 +80,15 @@ def aggregate(runs: List[Tuple[np.ndarray, np.ndarray]], points: int = 200):
 
 def plot_runs(run_dirs: Sequence[str], out: str, *, metric: str = "episode_return_mean",
               title: Optional[str] = None) -> str:
-    """Plot the learning curves of `run_dirs` into image file `out`; return `out`."""
-    import matplotlib
+    """Plot the learning curves of `run_dirs` into image file `out`; return `out`.
+
+    Raises:
+        PlotError: matplotlib is not installed (the message gives the pip line), or nothing to plot.
+    """
+    try:
+        import matplotlib
+    except ImportError:
+        raise PlotError('plotting needs matplotlib: pip install "tlrl[plot]" (or pip install matplotlib)') from None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -5,6 +5,7 @@ A schedule spec is a number (constant), a zoo-style string `"lin_1e-3"` (linear 
 """
 from __future__ import annotations
 
+import math
 from typing import Callable, Union
 
 ScheduleSpec = Union[float, int, str, Callable[[float], float]]
@@ -35,11 +36,20 @@ def make_schedule(spec: ScheduleSpec, name: str = "value") -> Callable[[float], 
     if isinstance(spec, bool):
         raise TypeError(f"{name}: expected a number, 'lin_<start>' or a callable, got {spec!r}")
     if isinstance(spec, (int, float)):
-        value = float(spec)
+        value = _finite(float(spec), spec, name)
         return lambda progress: value
     if isinstance(spec, str) and spec.startswith("lin_"):
         try:
-            return linear(float(spec[4:]), 0.0)
+            start = float(spec[4:])
         except ValueError:
             pass
+        else:
+            return linear(_finite(start, spec, name), 0.0)
     raise ValueError(f"{name}: expected a number, 'lin_<start>' (e.g. 'lin_1e-3') or a callable, got {spec!r}")
+
+
+def _finite(value: float, spec: ScheduleSpec, name: str) -> float:
+    if not math.isfinite(value):
+        raise ValueError(f"{name}: a schedule must start from a finite number, got {spec!r} (NaN and infinity are "
+                         f"never valid)")
+    return value

@@ -113,3 +113,13 @@ def test_constructor_rejects_bad_prioritization_settings(kwargs, message):
 def test_sampling_an_empty_prioritized_buffer_is_an_error():
     with pytest.raises(ValueError, match="cannot sample from an empty PrioritizedReplayBuffer"):
         PrioritizedReplayBuffer(8, BOX1, DISCRETE).sample(2)
+
+
+def test_a_prioritized_batch_larger_than_the_buffer_draws_with_replacement_by_priority():
+    buf = per_buffer(8, steps=2, alpha=1.0, eps=1e-6, seed=0)
+    buf.update_priorities(np.array([0, 1]), np.array([1.0, 3.0]))
+    batch = buf.sample(128, beta=1.0)
+    assert batch.indices.shape == (128,) and set(batch.indices.tolist()) == {0, 1}
+    # stratified over a total of 4: the segments below 1 pick slot 0, the rest slot 1
+    assert np.count_nonzero(batch.indices == 0) == 32
+    np.testing.assert_allclose(batch.weights[batch.indices == 1], 1 / 3, rtol=1e-5)

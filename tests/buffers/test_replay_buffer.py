@@ -216,11 +216,13 @@ def test_sampling_an_empty_buffer_is_an_error():
         ReplayBuffer(8, BOX1, DISCRETE).sample(1)
 
 
-def test_sampling_more_than_stored_is_an_error():
-    buf = ReplayBuffer(8, BOX1, DISCRETE, n_envs=2)
+def test_a_batch_larger_than_the_buffer_draws_the_stored_transitions_with_replacement():
+    # SB3 semantics, which the zoo's `learning_starts: 0` relies on: one stored transition is enough.
+    buf = ReplayBuffer(8, BOX1, DISCRETE, n_envs=2, seed=0)
     add_steps(buf, np.zeros((1, 2)), flags(1, 2), flags(1, 2))
-    with pytest.raises(ValueError, match="cannot sample 3 transitions: the buffer holds only 2"):
-        buf.sample(3)
+    batch = buf.sample(128)
+    assert batch.indices.shape == (128,) and set(batch.indices.tolist()) == {0, 1}
+    np.testing.assert_array_equal(batch.obs[:, 0], batch.indices.astype(np.float32))  # obs = 10 * t + env
     with pytest.raises(ValueError, match="batch_size must be a positive integer"):
         buf.sample(0)
 

@@ -62,12 +62,12 @@ def test_unknown_algorithm_suggests_the_registered_one():
 
 def test_unknown_env_suggests_close_ids():
     msg = error_of(GOOD.replace("CartPole-v1", "CartPol-v1"))
-    assert "line 3" in msg and "unknown env 'CartPol-v1'" in msg and "'CartPole-v1'" in msg
+    assert "line 3" in msg and "Unknown environment id 'CartPol-v1'" in msg and "'CartPole-v1'" in msg
 
 
 def test_env_class_path_must_import():
     msg = error_of(GOOD.replace("CartPole-v1", "tlrl.envs:GridWorldEn"))
-    assert "has no 'GridWorldEn'" in msg and "'GridWorldEnv'" in msg
+    assert "has no attribute 'GridWorldEn'" in msg and "Did you mean: GridWorldEnv" in msg
 
 
 def test_unknown_hyperparameter_names_line_and_close_match():

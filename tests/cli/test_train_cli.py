@@ -57,14 +57,8 @@ def test_eval_loads_the_latest_checkpoint(ppo_run, capsys):
     assert out["eval_return_mean"] == summary["eval_return_mean"]  # same seeds, same deterministic policy
 
 
-def test_eval_video_records_episodes_or_names_the_pip_command(ppo_run, capsys):
-    try:
-        import moviepy  # noqa: F401
-    except ImportError:
-        assert main(["eval", str(ppo_run), "--episodes", "1", "--video"]) == 2
-        assert "pip install moviepy" in capsys.readouterr().err
-        return
-    assert main(["eval", str(ppo_run), "--episodes", "2", "--video"]) == 0
+def test_eval_video_records_one_mp4_per_episode(ppo_run, capsys):
+    assert main(["eval", str(ppo_run), "--episodes", "2", "--video"]) == 0  # the test extra installs moviepy, pygame
     folder = json.loads(capsys.readouterr().out)["video_folder"]
     assert sorted(f for f in os.listdir(folder) if f.endswith(".mp4")) == ["rl-video-episode-0.mp4",
                                                                           "rl-video-episode-1.mp4"]
@@ -81,7 +75,6 @@ def test_eval_of_a_corrupt_checkpoint_fails_plainly(ppo_run, tmp_path, capsys):
 
 
 def test_plot_draws_seeds_of_one_config_as_one_curve(ppo_run, tmp_path, capsys):
-    pytest.importorskip("matplotlib", reason="plotting needs matplotlib: pip install matplotlib")
     runs = []
     for seed in range(3):
         run = tmp_path / f"seed{seed}"
@@ -307,7 +300,7 @@ def test_resume_refuses_a_different_config_but_may_train_longer(ppo_run, tmp_pat
     run = tmp_path / "run"
     shutil.copytree(ppo_run, run)
     assert main(["train", "--resume", str(run), "--set", "gamma=0.5"]) == 2
-    assert "hyperparameters differ" in capsys.readouterr().err
+    assert "hyperparameters.gamma differs" in capsys.readouterr().err
     assert main(["train", "--resume", str(run), "--set", "total_steps=320", "--no-progress"]) == 0
     assert json.loads((run / "summary.json").read_text())["num_timesteps"] == 320
     assert [r["num_timesteps"] for r in read_metrics(str(run / "metrics.csv"))] == list(range(32, 321, 32))

@@ -13,6 +13,8 @@ from typing import Any, Dict, Mapping, Tuple
 
 import numpy as np
 
+from tlrl.durable import fsync_dir, fsync_file
+
 FORMAT_VERSION = 1
 _HEADER = "__tlrl__"
 _BIT_GENERATORS = ("PCG64", "PCG64DXSM", "Philox", "SFC64", "MT19937")
@@ -43,15 +45,23 @@ def rng_from_json(text: str) -> np.random.Generator:
 
 
 def save(path: "str | os.PathLike[str]", kind: str, header: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> str:
-    """Write `arrays` and a JSON `header` for a buffer of `kind`; atomic (temp file + rename). Returns the path."""
+    """Write `arrays` and a JSON `header` for a buffer of `kind`; atomic and durable (temp file, fsync, rename,
+    fsync of the folder). Returns the path."""
     path = npz_path(path)
     meta = {"kind": kind, "version": FORMAT_VERSION, **header}
     payload = dict(arrays)
     payload[_HEADER] = np.array(json.dumps(meta))
     tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        np.savez(f, **payload)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            np.savez(f, **payload)
+        fsync_file(tmp)  # durable before the rename: a crash never leaves a short file at `path`
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)  # e.g. the disk filled up: give the space back
+        raise
+    fsync_dir(os.path.dirname(os.path.abspath(path)))
     return path
 
 

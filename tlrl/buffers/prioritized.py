@@ -117,7 +117,7 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         """`batch_size` transitions drawn with P(i) proportional to priority, stratified over the total.
 
         Args:
-            batch_size: transitions to draw (at most `len(self)`).
+            batch_size: transitions to draw, with replacement (it may exceed `len(self)`).
             beta: importance-weight exponent for this call (default `self.beta`).
 
         Returns:

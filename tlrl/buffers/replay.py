@@ -15,8 +15,10 @@ excluded from sampling and no segment looks past the newest step or into the ove
 oldest one across the ring wrap. Truncation stops a segment but still bootstraps from the
 true final observation (the caller stores it as `next_obs`); termination gives discount 0.
 
-Reading. `sample(batch_size)` draws slots uniformly with replacement (at most `len(buffer)`
-per batch); `gather(indices)` reads given slots the same way, without drawing.
+Reading. `sample(batch_size)` draws slots uniformly with replacement, so a batch may be larger
+than `len(buffer)` (as in Stable-Baselines3: with `learning_starts: 0` the first updates sample
+the few stored transitions repeatedly); `gather(indices)` reads given slots the same way,
+without drawing.
 
 Files. `save(path)` writes one `.npz` (no pickle) holding the arrays, position, fullness,
 config, the spaces (Box bounds included) and the RNG state; `ReplayBuffer.load(path)`
@@ -200,6 +202,8 @@ class ReplayBuffer:
     def sample(self, batch_size: int) -> Batch:
         """`batch_size` transitions drawn uniformly with replacement, n-step returns included.
 
+        Works as soon as one transition is stored; `batch_size` may exceed `len(self)`.
+
         Returns a `Batch` with `obs`/`next_obs` in the stored dtype, `reward` (n-step discounted
         sum) and `discount` (gamma**k, or 0 after termination) float32, `weights` ones, and
         `indices` the int64 slots.
@@ -224,12 +228,10 @@ class ReplayBuffer:
         return self._gather(idx.astype(np.int64), np.ones(idx.shape, np.float32))
 
     def _check_batch_size(self, batch_size: Any) -> None:
+        """A positive `batch_size` and a non-empty buffer; the batch may exceed `len(self)` (with replacement)."""
         check_positive_int("batch_size", batch_size)
-        size = len(self)
-        if size == 0:
+        if len(self) == 0:
             raise ValueError(f"cannot sample from an empty {type(self).__name__}: add transitions first")
-        if batch_size > size:
-            raise ValueError(f"cannot sample {batch_size} transitions: the buffer holds only {size}")
 
     def _gather(self, indices: np.ndarray, weights: np.ndarray) -> Batch:
         """The batch at slots `indices` (int64, all stored)."""

@@ -1,0 +1,153 @@
+"""SIGTERM (schedulers, `docker stop`, Kubernetes) and Ctrl-C stop `tlrl train` with a checkpoint at the
+step they arrive, even before an off-policy agent's first update (`learning_starts`), and the run resumes."""
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from .conftest import tiny_config
+from tlrl.cli import main
+from tlrl.logger import read_metrics
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def start_train(*args):
+    """`python -m tlrl train ARGS` in a real child process."""
+    return subprocess.Popen([sys.executable, "-m", "tlrl", "train", *args, "--no-progress"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+
+
+def wait_for_rows(proc, run_dir, min_step=0):
+    """Wait until the run has logged a metrics row at or past `min_step` (its training loop is running)."""
+    path = os.path.join(run_dir, "metrics.csv")
+    while True:
+        if proc.poll() is not None:
+            raise AssertionError(f"the run ended (code {proc.returncode}) early:\n{proc.stderr.read()[-3000:]}")
+        try:
+            rows = read_metrics(path)
+        except ValueError:  # a row being written
+            rows = []
+        if rows and rows[-1]["num_timesteps"] >= min_step:
+            return
+        time.sleep(0.05)
+
+
+def stopped_step(stderr):
+    found = re.findall(r"stopped at step (\d+)", stderr)
+    assert found, stderr[-3000:]
+    return int(found[-1])
+
+
+def latest(run_dir):
+    with open(os.path.join(run_dir, "checkpoints", "latest")) as fh:
+        return fh.read().strip()
+
+
+def counters(run_dir, name):
+    """(vector steps, updates) of an off-policy agent saved in checkpoint `name`."""
+    with np.load(os.path.join(run_dir, "checkpoints", name, "agent", "state.npz"), allow_pickle=False) as data:
+        return tuple(int(x) for x in data["off_policy_counters"])
+
+
+def test_sigterm_saves_a_checkpoint_at_that_step_exits_143_and_the_run_resumes_to_the_end(tmp_path, write_config):
+    config = write_config(tiny_config("dqn", total_steps=10**7, every=10**7, interval=32))
+    run_dir = str(tmp_path / "run")
+    proc = start_train(config, "--run-dir", run_dir)
+    wait_for_rows(proc, run_dir, min_step=64)  # past learning_starts (32): updates are running
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate()
+    assert proc.returncode == 143, err[-3000:]
+    step = stopped_step(err)
+    assert f"Continue with: tlrl train --resume {run_dir}" in err
+    assert latest(run_dir) == f"step_{step:09d}"
+    with open(os.path.join(run_dir, "checkpoints", latest(run_dir), "run_state.json")) as fh:
+        assert json.load(fh)["step"] == step
+    assert not os.path.exists(os.path.join(run_dir, "summary.json"))
+    assert main(["train", "--resume", run_dir, "--set", f"total_steps={step + 64}", "--no-progress"]) == 0
+    with open(os.path.join(run_dir, "summary.json")) as fh:
+        assert json.load(fh)["num_timesteps"] == step + 64
+
+
+def test_sigterm_before_learning_starts_saves_a_checkpoint_at_that_step(tmp_path, write_config):
+    text = tiny_config("ddpg", total_steps=2 * 10**6, every=10**7, interval=64)
+    config = write_config(text.replace("learning_starts: 32", "learning_starts: 1000000"))
+    run_dir = str(tmp_path / "run")
+    proc = start_train(config, "--run-dir", run_dir)
+    wait_for_rows(proc, run_dir)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate()
+    assert proc.returncode == 143, err[-3000:]
+    step = stopped_step(err)
+    assert 0 < step < 10**6 and latest(run_dir) == f"step_{step:09d}"
+    assert counters(run_dir, latest(run_dir)) == (step, 0)  # no update had run yet
+    assert main(["train", "--resume", run_dir, "--set", f"total_steps={step + 64}", "--no-progress"]) == 0
+    with open(os.path.join(run_dir, "summary.json")) as fh:
+        assert json.load(fh)["num_timesteps"] == step + 64
+
+
+def _raise_at(monkeypatch, step, *signals):
+    """Send `signals` to this process when the run's logger sees `step` (as a user or a scheduler would)."""
+    from tlrl.logger import Logger
+
+    real_call = Logger.__call__
+
+    def call_then_signal(self, agent, info):
+        real_call(self, agent, info)
+        if info["num_timesteps"] == step:
+            for sig in signals:
+                signal.raise_signal(sig)
+
+    monkeypatch.setattr(Logger, "__call__", call_then_signal)
+
+
+def test_ctrl_c_before_learning_starts_saves_a_checkpoint_at_that_step(tmp_path, write_config, monkeypatch, capsys):
+    text = tiny_config("dqn", total_steps=100000, every=100000, interval=32)
+    config = write_config(text.replace("learning_starts: 32", "learning_starts: 50000"))
+    run_dir = str(tmp_path / "run")
+    _raise_at(monkeypatch, 96, signal.SIGINT)
+    assert main(["train", config, "--run-dir", run_dir, "--no-progress"]) == 130
+    monkeypatch.undo()
+    assert "Continue with: tlrl train --resume" in capsys.readouterr().err
+    assert latest(run_dir) == "step_000000096" and counters(run_dir, "step_000000096") == (96, 0)
+    assert main(["train", "--resume", run_dir, "--set", "total_steps=160", "--no-progress"]) == 0
+    assert [r["num_timesteps"] for r in read_metrics(os.path.join(run_dir, "metrics.csv"))] == [32, 64, 96, 128, 160]
+
+
+def test_sigterm_twice_still_saves_and_exits_143_and_the_handlers_are_put_back(tmp_path, write_config, monkeypatch):
+    run_dir = str(tmp_path / "run")
+    _raise_at(monkeypatch, 96, signal.SIGTERM, signal.SIGTERM)  # a repeated SIGTERM does not abort the save
+    assert main(["train", write_config(tiny_config("ppo", total_steps=100000, every=100000, interval=32)),
+                 "--run-dir", run_dir, "--no-progress"]) == 143
+    assert latest(run_dir) == "step_000000096"
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_checkpoints_fall_due_before_learning_starts(tmp_path, write_config):
+    text = tiny_config("dqn", total_steps=256, every=64, interval=32)
+    run_dir = str(tmp_path / "run")
+    assert main(["train", write_config(text.replace("learning_starts: 32", "learning_starts: 1000")),
+                 "--run-dir", run_dir, "--no-progress"]) == 0
+    names = sorted(n for n in os.listdir(os.path.join(run_dir, "checkpoints")) if n.startswith("step_"))
+    assert names == ["step_000000064", "step_000000128", "step_000000192", "step_000000256"]
+
+
+def test_off_policy_learn_calls_back_before_learning_starts_with_empty_metrics_and_stops_there():
+    from tlrl.algorithms import get_algorithm
+
+    agent = get_algorithm("dqn")("CartPole-v1", seed=0, learning_starts=40, train_freq=4, buffer_size=200,
+                                 batch_size=8, net_arch=[8])
+    infos = []
+    agent.learn(64, callback=lambda a, info: infos.append(info))
+    assert [i["num_timesteps"] for i in infos] == list(range(4, 65, 4))
+    assert all(i["metrics"] == {} and i["n_updates"] == 0 for i in infos if i["num_timesteps"] < 40)
+    assert all("loss" in i["metrics"] and i["n_updates"] > 0 for i in infos if i["num_timesteps"] >= 40)
+    agent.learn(1000, callback=lambda a, info: False)
+    assert agent.num_timesteps == 68
