@@ -29,9 +29,70 @@ class Toy:
     def pid(self):
         return os.getpid()
 
+    def block(self, release_path):
+        """Hang, as a stuck env would, until `release_path` exists (never, unless the test releases it)."""
+        while not os.path.exists(release_path):
+            time.sleep(0.05)
+        return os.getpid()
+
+    def hold_socket_to(self, address, seconds):
+        """Leave a detached process holding this process's socket to `address` (host, port) open for
+        `seconds`, every other file descriptor closed: when this process dies, the socket stays open, as
+        for a machine that vanished without a reset. Returns that process's pid."""
+        read_end, write_end = os.pipe()
+        child = os.fork()
+        if child == 0:  # pragma: no cover - runs in the forked process
+            try:
+                os.setsid()
+                holder = os.fork()
+                if holder == 0:
+                    keep = _socket_to(tuple(address))
+                    for fd in range(3, 4096):
+                        if fd not in (keep, write_end):
+                            try:
+                                os.close(fd)
+                            except OSError:
+                                pass
+                    os.close(write_end)
+                    time.sleep(seconds)
+                    os._exit(0)
+                os.write(write_end, str(holder).encode())
+            finally:
+                os._exit(0)
+        os.close(write_end)
+        os.waitpid(child, 0)
+        with os.fdopen(read_end) as fh:
+            return int(fh.read())
+
 
 def toy_factory(index, attempt, fail_on_build=False):
     return functools.partial(Toy, index, attempt, fail_on_build)
+
+
+def _socket_to(address):
+    """The file descriptor of this process's TCP socket connected to `address`, or -1."""
+    import socket
+
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        try:
+            with socket.socket(fileno=os.dup(fd)) as sock:
+                if sock.type == socket.SOCK_STREAM and sock.getpeername()[:2] == address:
+                    return fd
+        except OSError:
+            continue
+    return -1
+
+
+def claim(path):
+    """Create `path` if nobody has yet (atomically); True for the one caller that did."""
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return False
+    os.write(fd, str(os.getpid()).encode())
+    os.close(fd)
+    return True
 
 
 def child_pids():
@@ -116,6 +177,43 @@ class FailingEnv(ShortCorridor):
         if self.steps > self.fail_after:
             raise RuntimeError("simulator crashed")
         return super().step(action)
+
+
+class HangingEnv(ShortCorridor):
+    """A `ShortCorridor` whose `step` hangs in one env of one worker: the first env in a worker (a thread
+    or a process the pool started; never the learner's own probe of the env) to reach `hang_after` steps
+    claims `flag_dir/claimed` (writing its pid there) and blocks until `flag_dir/release` exists, which a
+    process worker never sees (it is stopped first) and a thread worker sees when the test releases it at
+    the end. Every other env, restarted ones included, goes on. (An Ape-X actor builds a copy of the
+    agent, which probes its own env for 50-100 steps: hang after more than that.)"""
+
+    def __init__(self, flag_dir, hang_after=30):
+        super().__init__(5)
+        self.flag_dir, self.hang_after, self.steps = flag_dir, hang_after, 0
+
+    def step(self, action):
+        import multiprocessing
+        import threading
+
+        self.steps += 1
+        in_worker = threading.current_thread() is not threading.main_thread() or \
+            multiprocessing.parent_process() is not None
+        if self.steps == self.hang_after and in_worker and claim(os.path.join(self.flag_dir, "claimed")):
+            while not os.path.exists(os.path.join(self.flag_dir, "release")):
+                time.sleep(0.05)
+        return super().step(action)
+
+
+def release_and_wait_for_threads(flag_dir, prefix, timeout=60.0):
+    """Release a `HangingEnv` (or `Toy.block`) and wait until no thread named `prefix`... is left
+    (`timeout` only guards against a hang); True if none is."""
+    import threading
+
+    open(os.path.join(flag_dir, "release"), "w").close()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(t.name.startswith(prefix) for t in threading.enumerate()):
+        time.sleep(0.05)
+    return not any(t.name.startswith(prefix) for t in threading.enumerate())
 
 
 class ToyGradientWorker:

@@ -202,3 +202,39 @@ def test_kept_workers_of_another_backend_are_stopped_when_the_runner_switches():
     Runner(agent, backend="thread").learn(100)  # the runner's backend for this call
     assert child_pids() == before and not any(alive(p) for p in pids)
     agent.close()
+
+
+@pytest.mark.parametrize("backend", ["process", "thread"])
+def test_a_worker_whose_env_hangs_forever_is_stopped_at_the_deadline_and_restarted(backend, tmp_path, caplog):
+    """One env's step blocks for good in one worker (runner.helpers.HangingEnv): before `worker_timeout`
+    the learner waited for it forever."""
+    from .helpers import release_and_wait_for_threads
+
+    before = child_pids()
+    agent = A3C("runner.helpers:HangingEnv", seed=0, n_workers=2, backend=backend, worker_timeout=2.0,
+                env_kwargs={"flag_dir": str(tmp_path), "hang_after": 40}, **SMALL)
+    try:
+        with caplog.at_level(logging.WARNING, logger="tlrl.runner"):
+            agent.learn(600)
+        assert agent.num_timesteps >= 600
+        assert (tmp_path / "claimed").exists(), "no env hung: the test tested nothing"
+        assert ("did not answer within 2 s (worker_timeout) and was stopped; its unfinished rollout was dropped "
+                "and the worker restarted (restart 1 of at most 3)") in caplog.text
+        if backend == "process":
+            assert not alive(int((tmp_path / "claimed").read_text()))
+            assert child_pids() == before
+    finally:
+        assert release_and_wait_for_threads(str(tmp_path), "tlrl-a3c-worker")
+
+
+def test_worker_timeout_is_validated():
+    for bad in (0, -5.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="worker_timeout"):
+            A3C(CORRIDOR, n_workers=2, worker_timeout=bad, **SMALL)
+    assert A3C(CORRIDOR, n_workers=2, worker_timeout=None, **SMALL).config.worker_timeout is None
+    agent = A3C(CORRIDOR, n_workers=2, **SMALL)
+    assert agent.config.worker_timeout == 60.0
+    with pytest.raises(ValueError, match="worker_timeout must be a positive number of seconds"):
+        Runner(agent, backend="thread", worker_timeout=-1)
+    Runner(agent, backend="thread", worker_timeout=5).learn(20)
+    assert agent.config.worker_timeout == 60.0  # the runner's value is for its calls only

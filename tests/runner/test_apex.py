@@ -186,3 +186,23 @@ def test_free_running_learner_runs_or_skips_every_due_phase_with_prioritized_rep
     due = (512 - 64) // 8 + 1  # phases agent.learn would run
     assert apex.stats["updates"] + apex.stats["skipped_updates"] == due
     assert apex.stats["updates"] == agent.n_updates >= 1 and not _tlrl_threads()
+
+
+def test_an_actor_whose_env_hangs_forever_is_stopped_at_the_deadline_and_restarted(tmp_path, caplog):
+    """One actor's env step blocks for good (runner.helpers.HangingEnv): before `worker_timeout` the learner
+    waited for its block forever."""
+    from .helpers import release_and_wait_for_threads
+
+    agent = _dqn("runner.helpers:HangingEnv", env_kwargs={"flag_dir": str(tmp_path), "hang_after": 120})
+    apex = ApeX(agent, workers=2, backend="thread", block_steps=16, worker_timeout=2.0)
+    try:
+        with caplog.at_level(logging.WARNING, logger="tlrl.runner"):
+            apex.learn(512)
+        assert agent.num_timesteps == 512 and apex.stats["restarts"] == 1
+        assert (tmp_path / "claimed").exists(), "no env hung: the test tested nothing"
+        assert ("did not answer within 2 s (worker_timeout) and was stopped; its unfinished block was dropped "
+                "and the worker restarted (restart 1 of at most 3)") in caplog.text
+    finally:
+        assert release_and_wait_for_threads(str(tmp_path), "tlrl-")
+    with pytest.raises(ValueError, match="worker_timeout must be a positive number of seconds"):
+        ApeX(agent, workers=2, backend="thread", worker_timeout=0)

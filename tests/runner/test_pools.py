@@ -163,3 +163,83 @@ def test_closing_a_process_pool_lets_every_idle_worker_exit_by_itself():
         procs = list(pool._procs)
         pool.close()
         assert [p.exitcode for p in procs] == [0] * n
+
+
+# ----- deadlines ------------------------------------------------------------------------------------------------
+def _wait_thread_gone(thread, timeout=30.0):  # the timeout only guards against a hang
+    thread.join(timeout)
+    return not thread.is_alive()
+
+
+@pytest.mark.parametrize("backend", ["thread", "process"])
+def test_a_call_past_its_deadline_fails_the_silent_worker_which_is_stopped_and_replaced(backend, tmp_path, caplog):
+    """Before deadlines, `poll(None)` on a worker stuck in its call waited forever."""
+    before = child_pids()
+    release = str(tmp_path / "release")
+    with make_pool(backend, toy_factory, 2, call_timeout=1.0) as pool:
+        pool.start()
+        for i in range(2):
+            pool.submit(i, "pid")
+        pids = {ev.index: ev.value for ev in _collect(pool, 2)}
+        stuck = pool._threads[1] if backend == "thread" else None
+        pool.submit(1, "block", release)  # hangs, as an env.step that never returns
+        pool.submit(0, "echo", "meanwhile")
+        events = []
+        with caplog.at_level(logging.WARNING, logger="tlrl.runner"):
+            while len(events) < 2:
+                events += pool.poll(None)  # no timeout of our own: the deadline ends the wait
+        by_index = {ev.index: ev for ev in events}
+        assert by_index[0].value["x"] == "meanwhile"
+        failure = by_index[1].failure
+        assert failure.kind == "timeout"
+        assert failure.describe(2) == "worker 1 of 2 did not answer within 1 s (worker_timeout) and was stopped"
+        assert not pool.busy(1)
+        if backend == "process":
+            assert not alive(pids[1])  # terminated at once
+        else:
+            assert stuck.is_alive() and "is stuck in its call and cannot be stopped" in caplog.text
+        pool.restart(1)
+        pool.submit(1, "echo", None)
+        (ev,) = _collect(pool, 1)
+        assert ev.value["attempt"] == 1 and ev.value["calls"] == 1
+    assert child_pids() == before
+    if backend == "thread":  # abandoned, not joined by close(); it ends once its call returns
+        assert stuck.is_alive()
+        open(release, "w").close()
+        assert _wait_thread_gone(stuck)
+
+
+def test_a_workers_first_call_which_builds_it_gets_the_start_allowance():
+    with make_pool("thread", toy_factory, 1, call_timeout=0.2) as pool:
+        pool.start_timeout = 60.0
+        pool.start()
+        pool.submit(0, "sleep", 0.5)  # the first call: longer than call_timeout, within start_timeout
+        (ev,) = _collect(pool, 1)
+        assert ev.failure is None
+        pool.submit(0, "sleep", 0.5)
+        (ev,) = _collect(pool, 1)
+        assert ev.failure.kind == "timeout" and "within 0.2 s" in ev.failure.message
+        pool.restart(0)
+        pool.submit(0, "sleep", 0.5)  # a restarted worker is built again: the allowance again
+        (ev,) = _collect(pool, 1)
+        assert ev.failure is None
+
+
+def test_thread_pool_close_waits_a_bounded_time_for_calls_in_flight(tmp_path, caplog):
+    release = str(tmp_path / "release")
+    pool = make_pool("thread", toy_factory, 1)  # no call deadline: close() still returns
+    pool.join_timeout = 0.5
+    pool.start()
+    pool.submit(0, "block", release)
+    thread = pool._threads[0]
+    with caplog.at_level(logging.WARNING, logger="tlrl.runner"):
+        pool.close()
+    assert thread.is_alive() and "did not finish its call within 0.5 s of close(); it is left running" in caplog.text
+    open(release, "w").close()
+    assert _wait_thread_gone(thread)
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("nan"), float("inf"), True, "60"])
+def test_a_deadline_must_be_a_positive_number_of_seconds(bad):
+    with pytest.raises(ValueError, match="call_timeout must be a positive number of seconds"):
+        make_pool("thread", toy_factory, 1, call_timeout=bad)

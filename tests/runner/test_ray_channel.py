@@ -6,7 +6,9 @@ import importlib.util
 import multiprocessing.connection as mpc
 import os
 import shutil
+import socket
 import subprocess
+import threading
 import time
 
 import pytest
@@ -182,3 +184,70 @@ def test_the_pool_listens_on_the_loopback_address_only_and_stops_listening_on_cl
         assert [line.split()[3] for line in out if line.split()[3].endswith(f":{port}")] == [f"127.0.0.1:{port}"]
     with pytest.raises(OSError):
         mpc.Client(("127.0.0.1", port), family="AF_INET", authkey=b"x")
+
+
+# ----- every wait has a deadline ---------------------------------------------------------------------------------
+def test_an_actor_that_stops_answering_is_killed_at_the_deadline_and_replaced(local_ray, tmp_path):
+    from tlrl.runner.ray_pool import RayPool
+
+    with RayPool(toy_factory, 1, num_cpus=0.5, call_timeout=2.0) as pool:
+        pool.start()
+        pool.submit(0, "pid")
+        (ev,) = _collect(pool, 1)
+        old = ev.value
+        pool.submit(0, "block", str(tmp_path / "never"))  # as an env.step that never returns
+        (ev,) = _collect(pool, 1)
+        assert ev.failure.kind == "timeout" and "did not answer within 2 s (worker_timeout)" in ev.failure.message
+        assert wait_dead([old]), "the silent actor was not killed"
+        pool.restart(0)
+        pool.submit(0, "echo", None)
+        (ev,) = _collect(pool, 1)
+        assert ev.value["attempt"] == 1
+        new = pool.info(0)["pid"]
+    assert wait_dead([new])
+
+
+def test_a_connected_actor_that_ray_reports_dead_fails_although_its_socket_stays_open(local_ray):
+    """A node that vanishes without a reset leaves the learner's socket open; Ray knows the actor is gone."""
+    import signal
+
+    with _pool() as pool:  # no call deadline: only the check with Ray can see this death
+        pool.start()
+        pool.submit(0, "hold_socket_to", pool.listen_address, 120.0)
+        (ev,) = _collect(pool, 1)
+        holder = ev.value
+        try:
+            pool.submit(0, "sleep", 600.0)
+            pool.kill(0)  # the actor's process dies; the holder keeps its end of the socket open
+            (ev,) = _collect(pool, 1)
+            assert ev.failure.kind == "died" and ev.failure.message.startswith("(Ray actor) died")
+            assert alive(holder), "the socket was not held open: the test tested nothing"
+        finally:
+            os.kill(holder, signal.SIGKILL)
+
+
+def test_a_peer_that_drips_bytes_is_dropped_at_the_handshake_deadline_while_actors_train(local_ray, monkeypatch):
+    from tlrl.algorithms import DQN
+    from tlrl.runner import ApeX
+    from tlrl.runner import ray_channel
+
+    from .test_call_listener import _challenged, _closed_by_server
+
+    monkeypatch.setattr(ray_channel, "_HELLO_SECONDS", 3.0)
+    agent = DQN("runner.helpers:ShortCorridor", seed=0, learning_starts=64, buffer_size=2000, batch_size=16,
+                train_freq=8, gradient_steps=2, net_arch=(16,), jit_compile=False)
+    apex = ApeX(agent, workers=1, backend="ray", block_steps=16, keep_workers=True)
+    try:
+        apex.start_workers()
+        dripper = socket.create_connection(apex.pool.listen_address)
+        assert b"#CHALLENGE#" in _challenged(dripper)
+        result = {}
+        thread = threading.Thread(target=lambda: result.update(closed=_closed_by_server(dripper, 0.5, 3.0 + 10.0)))
+        thread.start()
+        apex.learn(512)
+        thread.join()
+        assert agent.num_timesteps == 512
+        assert result["closed"], "the dripping peer was still connected 10 s after the handshake deadline"
+        dripper.close()
+    finally:
+        apex.close()

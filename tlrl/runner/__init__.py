@@ -23,10 +23,11 @@ Ways to run (`backend`, `workers`):
     their own epsilon, push transitions in blocks to the learner's replay buffer and pull
     weights every `pull_every` steps while the learner trains (`tlrl.runner.apex.ApeX`).
 
-Faults: a worker that raises, or whose process or Ray actor dies, is restarted (up to
-`max_worker_restarts` per run, then training stops with `WorkerError`); its unfinished work is
-dropped and training reaches its step target. Ctrl-C, an exception, or the end of training
-stop all workers. See docs/runner.md.
+Faults: a worker that raises, whose process or Ray actor dies, or that does not answer within
+`worker_timeout` seconds (then it is stopped) is restarted (up to `max_worker_restarts` per
+run, then training stops with `WorkerError`); its unfinished work is dropped and training
+reaches its step target. Ctrl-C, an exception, or the end of training stop all workers, each
+wait bounded. See docs/runner.md.
 """
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ from typing import Any, Callable, Optional
 
 from tlrl.runner.driver_policy import Restarts, StepBudget
 from tlrl.runner.pools import (BACKENDS, Event, Failure, InlinePool, ThreadPool, WorkerError, WorkerPool, check_backend,
-                               make_pool)
+                               check_timeout, make_pool)
 
 # Imported on first use, so a worker process that only needs the pool machinery does not import TF.
 _LAZY = {"ApeX": "apex", "OffPolicyActor": "apex_actor", "apex_epsilons": "apex_actor", "FlatGradientWorker": "gradient",
@@ -62,9 +63,9 @@ class Runner:
             (A3C), else 1 (the agent's own loop for "sync"; one actor otherwise).
         async_envs: with the agent's own loop, step each env in its own subprocess.
         **options: for off-policy agents with workers, `ApeX` options (`block_steps`,
-            `pull_every`, `exploration`, `max_update_lag`, `max_worker_restarts`, `ray_address`,
-            `keep_workers`, ...);
-            for gradient-worker agents, config fields (`max_worker_restarts`, `ray_address`).
+            `pull_every`, `exploration`, `max_update_lag`, `max_worker_restarts`, `worker_timeout`,
+            `ray_address`, `keep_workers`, ...);
+            for gradient-worker agents, config fields (`max_worker_restarts`, `worker_timeout`, `ray_address`).
     """
 
     def __init__(self, agent, backend: str = "sync", workers: Optional[int] = None, *, async_envs: bool = False,
@@ -77,9 +78,12 @@ class Runner:
             if workers is not None and workers != config.n_workers:
                 raise ValueError(f"{type(agent).__name__} was built with n_workers={config.n_workers}; build it with "
                                  f"n_workers={workers} to run {workers} workers")
-            unknown = set(options) - {f for f in ("max_worker_restarts", "ray_address") if hasattr(config, f)}
+            unknown = set(options) - {f for f in ("max_worker_restarts", "worker_timeout", "ray_address")
+                                      if hasattr(config, f)}
             if unknown:
                 raise TypeError(f"unknown option(s) for {type(agent).__name__}: {', '.join(sorted(unknown))}")
+            if "worker_timeout" in options:
+                check_timeout(options["worker_timeout"])
             self.workers = config.n_workers
         else:
             self.workers = 1 if workers is None else int(workers)
@@ -95,7 +99,7 @@ class Runner:
                                 f"async_envs=True to step its envs in subprocesses")
 
             self.apex = ApeX(agent, workers=self.workers, backend=backend, **options)  # checks the agent
-        elif options:
+        elif options and not self.gradient_workers:  # (a gradient-worker agent's options were checked above)
             raise TypeError(f"unknown option(s) for the agent's own loop: {', '.join(sorted(options))}")
         if async_envs and (self.gradient_workers or self.uses_actors):
             raise ValueError("async_envs=True applies to the agent's own loop (backend='sync', one worker); "

@@ -55,9 +55,13 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from tlrl.finite import check_metrics
 from tlrl.runner.apex_actor import OffPolicyActor, _actor_config, acting_module, apex_epsilons
 from tlrl.runner.driver_policy import Restarts, StepBudget, start_pool
-from tlrl.runner.pools import check_backend, make_pool
+from tlrl.runner.pools import check_backend, check_timeout, logger, make_pool
+
+_COLLECTOR_JOIN_SECONDS = 30.0  # the collector thread ends within one poll (0.05 s) or one restart
+from tlrl.step_limits import check_total_steps
 from tlrl.workers.flat import FlatLayout
 
 
@@ -89,6 +93,10 @@ class ApeX:
         max_update_lag: training phases the learner may fall behind before idle actors wait
             (None: actors never wait and the learner skips phases it cannot keep up with).
         max_worker_restarts: actor restarts allowed per `learn` call before a failure stops training.
+        worker_timeout: seconds an actor may take for a block (or to take the weights) before it
+            counts as dead, is stopped and restarted like a killed one (None: no deadline). An
+            actor's first call also starts it and gets at least `tlrl.runner.pools.START_TIMEOUT`.
+            "sync" actors run in this thread and have no deadline.
         ray_address, ray_init_kwargs: see `tlrl.runner.ray_pool.init_ray`.
         threads_per_worker: TF threads of each actor process.
         keep_workers: keep the actors running after a `learn` call that ended normally, for the
@@ -99,8 +107,9 @@ class ApeX:
                  pull_every: int = 400, exploration: str = "apex", epsilons: Optional[Sequence[float]] = None,
                  max_update_lag: Optional[int] = 2, max_worker_restarts: int = 3, ray_address: Optional[str] = None,
                  ray_init_kwargs: Optional[Dict[str, Any]] = None, threads_per_worker: Optional[int] = 1,
-                 keep_workers: bool = False):
+                 keep_workers: bool = False, worker_timeout: Optional[float] = 60.0):
         check_backend(backend)
+        self.worker_timeout = check_timeout(worker_timeout)
         for hook in ("replay", "_train", "_explore_actions", "_random_actions"):
             if not hasattr(agent, hook):
                 raise TypeError(f"ApeX trains off-policy agents (DQN, DDPG, TD3: a replay buffer and _train); "
@@ -162,7 +171,7 @@ class ApeX:
                  for _ in range(self.workers)]
         self.pool = make_pool(self.backend, self._make_factory(seeds), self.workers, name="tlrl-actor",
                               ray_address=self.ray_address, ray_init_kwargs=self.ray_init_kwargs,
-                              threads_per_worker=self.threads_per_worker)
+                              threads_per_worker=self.threads_per_worker, call_timeout=self.worker_timeout)
         return self.pool
 
     def start_workers(self) -> float:
@@ -193,8 +202,7 @@ class ApeX:
         `worker_restarts`), `episode_returns` (finished since the last call), `progress` and
         `n_updates`; returning False stops training.
         """
-        if isinstance(total_steps, bool) or not isinstance(total_steps, (int, np.integer)) or total_steps < 0:
-            raise ValueError(f"total_steps must be a non-negative integer, got {total_steps!r}")
+        total_steps = check_total_steps(total_steps, self.agent.num_timesteps)
         agent = self.agent
         if total_steps == 0:
             return agent
@@ -261,6 +269,7 @@ class ApeX:
                         metrics = dict(agent._train(agent._gradient_steps()))
                     finally:
                         agent._vec_steps = received
+                    check_metrics(metrics, step=agent.num_timesteps, owner=type(agent).__name__)
                     agent.n_updates += 1
                     updates, skipped, version = updates + 1, skipped + dropped, version + 1
                     coll.published(version, _flat(module.trainable_variables), 1 + dropped)
@@ -286,7 +295,10 @@ class ApeX:
         finally:
             coll.halt = True
             if thread is not None:
-                thread.join()
+                thread.join(_COLLECTOR_JOIN_SECONDS)
+                if thread.is_alive():  # closing the pool below ends whatever it waits for
+                    logger.warning("the Ape-X collector thread did not stop within %g s; closing its actors",
+                                   _COLLECTOR_JOIN_SECONDS)
             if not (self.keep_workers and finished):  # nothing is in flight after a normal end
                 pool.close()
         wall = time.perf_counter() - t0

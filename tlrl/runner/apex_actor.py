@@ -12,6 +12,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 
 from tlrl.episodes import true_next_obs
+from tlrl.finite import check_env_step
 from tlrl.workers.flat import FlatLayout
 
 
@@ -90,6 +91,7 @@ class OffPolicyActor:
             actions = agent._env_actions(actions)
             next_obs, rewards, terminated, truncated, info = env.step(actions)
             done = np.logical_or(terminated, truncated)
+            check_env_step(env, agent.num_timesteps + agent.n_envs, next_obs, rewards, info, done)
             obs_l.append(obs)
             act_l.append(actions)
             rew_l.append(np.asarray(rewards, np.float32))

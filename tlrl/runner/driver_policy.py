@@ -9,6 +9,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from tlrl.finite import NonFiniteError
 from tlrl.runner.pools import Failure, WorkerError, WorkerPool, logger
 
 
@@ -51,8 +52,16 @@ class Restarts:
         self.count = 0
 
     def handle(self, failure: Failure) -> None:
-        """Restart the failed worker, or raise `WorkerError` (from the worker's exception)."""
+        """Restart the failed worker, or raise `WorkerError` (from the worker's exception).
+
+        A `NonFiniteError` (an env returned NaN or inf, a gradient was NaN) is not a fault that a
+        restart cures: it stops training at once, raised again with the worker named.
+        """
         pool, n = self.pool, self.pool.n
+        if isinstance(failure.exception, NonFiniteError) or failure.message.startswith("NonFiniteError: "):
+            detail = failure.message[len("NonFiniteError: "):] if failure.message.startswith("NonFiniteError: ") \
+                else str(failure.exception)
+            raise NonFiniteError(f"worker {failure.index} of {n}: {detail}") from failure.exception
         if pool.completed[failure.index] == 0:
             message = (f"{failure.describe(n)} before completing any work, so it was not restarted; training was "
                        f"stopped and all workers were shut down.")

@@ -11,7 +11,8 @@ A worker is any object with `step(flat weights) -> (flat gradients, stats)`
 `run_local` is the one-worker case in the caller's thread: the worker may share the
 learner's variables, and gradient and update are then one compiled call per rollout.
 
-Faults. A worker that raises, or whose process or actor dies, loses its rollout: the claimed
+Faults. A worker that raises, whose process or actor dies, or that misses the pool's call
+deadline (`worker_timeout`; it is then stopped, see `tlrl.runner.pools`) loses its rollout: the claimed
 steps go back to the budget, the failure is logged (logger "tlrl.runner"), the worker is
 rebuilt (`attempt` + 1, which re-seeds it) and training goes on to its step target. After
 `max_worker_restarts` restarts in one run, the next failure stops training with a

@@ -10,6 +10,15 @@ same: results arrive in the caller's thread, a failure names the worker, `restar
 replaces a failed worker with a fresh one (its unfinished call is dropped), and `close()`
 stops everything.
 
+Deadlines. With `call_timeout` (the drivers' `worker_timeout`), a call that has not answered
+within that many seconds is a failure of kind "timeout": the pool stops the silent worker at
+once (a process is terminated, then killed; a Ray actor is killed; a thread, which cannot be
+stopped, is abandoned as a daemon thread and never used or joined again) and the driver
+restarts it like a dead one. A worker's first call also builds it (a process imports TF and
+traces its functions, seconds), so it gets `start_timeout` (default `START_TIMEOUT`) if that
+is longer. The deadline is a timeout on the wait `poll` does anyway: nothing is added per call.
+Calls of the "sync" backend run in the caller's thread and have no deadline.
+
 Backends:
 
 - `"sync"` (`InlinePool`): every worker lives in the caller's thread and a call runs when
@@ -26,9 +35,11 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
+import math
 import os
 import queue
 import threading
+import time
 import traceback
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -39,10 +50,26 @@ MakeFactory = Callable[[int, int], Callable[[], Any]]
 
 logger = logging.getLogger("tlrl.runner")
 
+#: seconds a worker's first call may take at least: it also builds the worker (a process or Ray actor
+#: starts, imports TF, builds its env and network, traces; 5-9 s on a loaded 2-core machine).
+START_TIMEOUT = 300.0
+#: seconds `ThreadPool.close` waits for the calls in flight before leaving their threads running.
+THREAD_JOIN_TIMEOUT = 10.0
+
+
+def check_timeout(value: Optional[float], name: str = "worker_timeout") -> Optional[float]:
+    """`value` as a float number of seconds, or None (no deadline); a ValueError naming `name` otherwise."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive number of seconds (or None for no deadline), got {value!r}")
+    return float(value)
+
 
 @dataclasses.dataclass
 class Failure:
-    """What went wrong with a worker: it `"raised"` an exception, or its process/actor `"died"`."""
+    """What went wrong with a worker: it `"raised"` an exception, its process/actor `"died"`, or it
+    did not answer a call within its deadline (`"timeout"`, and it was stopped)."""
 
     index: int
     kind: str
@@ -124,20 +151,32 @@ class WorkerPool:
 
     Use: `start()`, then `submit(i, method, *args)` and `poll(timeout)` for the `Event`s,
     `restart(i)` after a failure, and `close()` at the end (also as a context manager).
+
+    Args:
+        make_factory: `(index, attempt) -> zero-argument worker factory`.
+        n: number of workers.
+        call_timeout: seconds a call may take before its worker counts as failed ("timeout")
+            and is stopped (None: no deadline). See the module docstring.
+        start_timeout: the deadline of a worker's first call (which builds it), if longer.
     """
 
     backend: str = ""
 
-    def __init__(self, make_factory: MakeFactory, n: int):
+    def __init__(self, make_factory: MakeFactory, n: int, *, call_timeout: Optional[float] = None,
+                 start_timeout: Optional[float] = START_TIMEOUT):
         if n < 1:
             raise ValueError(f"a worker pool needs at least one worker, got {n}")
         self.make_factory = make_factory
         self.n = int(n)
+        self.call_timeout = check_timeout(call_timeout, "call_timeout")
+        self.start_timeout = check_timeout(start_timeout, "start_timeout")
         #: restarts of each worker so far.
         self.attempts = [0] * self.n
         #: calls completed by each worker (all attempts).
         self.completed = [0] * self.n
         self._busy = [False] * self.n
+        self._answered = [False] * self.n  # the current attempt has answered a call (it is built)
+        self._deadline: List[Optional[float]] = [None] * self.n
         self._started = False
         self._closed = False
 
@@ -160,7 +199,8 @@ class WorkerPool:
     def restart(self, i: int) -> None:
         """Replace worker `i` by a fresh one (its unfinished call is dropped)."""
         self._stop(i)
-        self._busy[i] = False
+        self._busy[i] = self._answered[i] = False
+        self._deadline[i] = None
         self.attempts[i] += 1
         self._start(i)
 
@@ -186,16 +226,50 @@ class WorkerPool:
         if self._busy[i]:
             raise RuntimeError(f"worker {i} already has a call in flight")
         self._busy[i] = True
+        limit = self._limit(i)
+        self._deadline[i] = None if limit is None else time.monotonic() + limit
         self._submit(i, method, args)
 
     def poll(self, timeout: Optional[float] = None) -> List[Event]:
-        """Outcomes of finished calls (and failures of busy workers), waiting up to `timeout`
-        seconds for the first (None: until one arrives). May return an empty list."""
+        """Outcomes of finished calls (and failures of busy workers, missed deadlines included),
+        waiting up to `timeout` seconds for the first (None: until one arrives or a deadline
+        passes). May return an empty list."""
+        soonest = min((d for d, busy in zip(self._deadline, self._busy) if busy and d is not None), default=None)
+        if soonest is not None:  # wake up for the deadline
+            left = max(soonest - time.monotonic(), 0.0)
+            timeout = left if timeout is None else min(timeout, left)
         events = self._poll(timeout)
         for ev in events:
             self._busy[ev.index] = False
+            self._deadline[ev.index] = None
+            self._answered[ev.index] = True
             if ev.failure is None:
                 self.completed[ev.index] += 1
+        if soonest is not None and time.monotonic() >= soonest:  # after the answers that arrived in time
+            events += self._expire()
+        return events
+
+    def _limit(self, i: int) -> Optional[float]:
+        """The deadline in seconds of worker `i`'s next call (None: no deadline)."""
+        if self.call_timeout is None:
+            return None
+        if self._answered[i]:
+            return self.call_timeout
+        return max(self.call_timeout, self.start_timeout or 0.0)
+
+    def _expire(self) -> List[Event]:
+        """Stop the busy workers whose deadline has passed; their "timeout" failures."""
+        now, events = time.monotonic(), []
+        for i in range(self.n):
+            deadline = self._deadline[i]
+            if not self._busy[i] or deadline is None or now < deadline:
+                continue
+            limit = self._limit(i)
+            what = (f"did not answer within {limit:g} s (worker_timeout)" if self._answered[i] else
+                    f"did not start and answer its first call within {limit:g} s")
+            self._abandon(i)
+            self._busy[i], self._deadline[i] = False, None
+            events.append(Event(i, failure=Failure(i, "timeout", f"{what} and was stopped")))
         return events
 
     # to implement
@@ -204,6 +278,10 @@ class WorkerPool:
 
     def _stop(self, i: int) -> None:
         raise NotImplementedError
+
+    def _abandon(self, i: int) -> None:
+        """Stop worker `i` at once, without waiting for its call (it missed its deadline)."""
+        self._stop(i)
 
     def _close(self) -> None:
         raise NotImplementedError
@@ -270,17 +348,27 @@ class InlinePool(WorkerPool):
 class ThreadPool(WorkerPool):
     """One daemon thread per worker; `close()` waits for the calls in flight, then joins them all.
 
+    A thread cannot be stopped from outside: one whose call misses its deadline is abandoned
+    (it is never sent work or joined again, and closes its worker if the call ever returns),
+    and `close()` waits at most `join_timeout` seconds in all, then leaves the threads still in a
+    call running as daemon threads, with a warning.
+
     Args:
         close_workers: close the workers (their envs) on `close()`; False keeps them for reuse.
         name: thread name prefix.
+        call_timeout, start_timeout: deadlines of a call (see `WorkerPool`).
+        join_timeout: seconds `close()` waits for the calls in flight.
     """
 
     backend = "thread"
 
-    def __init__(self, make_factory: MakeFactory, n: int, *, close_workers: bool = True, name: str = "tlrl-worker"):
-        super().__init__(make_factory, n)
+    def __init__(self, make_factory: MakeFactory, n: int, *, close_workers: bool = True, name: str = "tlrl-worker",
+                 call_timeout: Optional[float] = None, start_timeout: Optional[float] = START_TIMEOUT,
+                 join_timeout: float = THREAD_JOIN_TIMEOUT):
+        super().__init__(make_factory, n, call_timeout=call_timeout, start_timeout=start_timeout)
         self.close_workers = close_workers
         self.name = name
+        self.join_timeout = float(join_timeout)
         self._outbox: "queue.Queue" = queue.Queue()
         self._inboxes: List[Optional[queue.Queue]] = [None] * n
         self._threads: List[Optional[threading.Thread]] = [None] * n
@@ -320,11 +408,24 @@ class ThreadPool(WorkerPool):
             self._inboxes[i] = self._threads[i] = None
             self._generation[i] = -1
 
+    def _abandon(self, i: int) -> None:
+        thread = self._threads[i]
+        if self._inboxes[i] is not None:
+            self._inboxes[i].put(None)  # if the call ever returns: close the worker and end
+            self._inboxes[i] = self._threads[i] = None
+            self._generation[i] = -1  # its late result is dropped
+            logger.warning("worker %d's thread %s is stuck in its call and cannot be stopped; it is left running "
+                           "as a daemon thread and its worker is not used again", i, thread.name)
+
     def _close(self) -> None:
         for i in range(self.n):
             self._stop(i, close_worker=self.close_workers)
+        deadline = time.monotonic() + self.join_timeout
         for thread in self._retired:
-            thread.join()
+            thread.join(max(deadline - time.monotonic(), 0.0))
+            if thread.is_alive():
+                logger.warning("worker thread %s did not finish its call within %g s of close(); it is left "
+                               "running as a daemon thread", thread.name, self.join_timeout)
         self._retired = []
 
     def _submit(self, i: int, method: str, args: tuple) -> None:
@@ -352,7 +453,7 @@ class ThreadPool(WorkerPool):
 def make_pool(backend: str, make_factory: MakeFactory, n: int, *, close_workers: bool = True,
               name: str = "tlrl-worker", ray_address: Optional[str] = None,
               ray_init_kwargs: Optional[Dict[str, Any]] = None, num_cpus: float = 1.0,
-              threads_per_worker: Optional[int] = 1) -> WorkerPool:
+              threads_per_worker: Optional[int] = 1, call_timeout: Optional[float] = None) -> WorkerPool:
     """The pool of `backend` ("sync", "thread", "process" or "ray") for `n` workers.
 
     Args:
@@ -368,20 +469,23 @@ def make_pool(backend: str, make_factory: MakeFactory, n: int, *, close_workers:
         num_cpus: "ray": CPUs each actor reserves.
         threads_per_worker: "process" and "ray": TF intra- and inter-op threads of each worker
             (None: TF's default). One thread suits small networks, several workers per core.
+        call_timeout: seconds a call may take before its worker counts as failed and is stopped
+            (None: no deadline; "sync" calls have none). See the module docstring.
     """
     if backend == "sync":
         return InlinePool(make_factory, n, close_workers=close_workers)
     if backend == "thread":
-        return ThreadPool(make_factory, n, close_workers=close_workers, name=name)
+        return ThreadPool(make_factory, n, close_workers=close_workers, name=name, call_timeout=call_timeout)
     if backend == "process":
         from tlrl.runner.process import ProcessPool
 
-        return ProcessPool(make_factory, n, name=name, threads_per_worker=threads_per_worker)
+        return ProcessPool(make_factory, n, name=name, threads_per_worker=threads_per_worker,
+                           call_timeout=call_timeout)
     if backend == "ray":
         from tlrl.runner.ray_pool import RayPool
 
         return RayPool(make_factory, n, address=ray_address, init_kwargs=ray_init_kwargs, num_cpus=num_cpus,
-                       threads_per_worker=threads_per_worker)
+                       threads_per_worker=threads_per_worker, call_timeout=call_timeout)
     raise ValueError(f"unknown backend {backend!r}; use one of {', '.join(repr(b) for b in BACKENDS)}")
 
 

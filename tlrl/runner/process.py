@@ -12,9 +12,13 @@ seen through its process sentinel and reported as kind "died". Children ignore S
 Ctrl-C reaches only the parent, which then closes the pool; a child whose parent vanished
 sees its pipe close and exits.
 
+A child that misses a call's deadline (`call_timeout`, see `tlrl.runner.pools`) is
+terminated at once (SIGTERM, then SIGKILL 2 s later) and reported as kind "timeout".
+
 Closing sends every child a stop message, waits up to `join_timeout` seconds, then
-terminates (SIGTERM) and finally kills (SIGKILL) whatever is left, and joins every process:
-no child outlives `close()`.
+terminates (SIGTERM) and finally kills (SIGKILL) whatever is left, and joins every process
+(each join bounded too; a process that survives SIGKILL, stuck in the kernel, is named in a
+warning): no child outlives `close()`.
 """
 from __future__ import annotations
 
@@ -29,7 +33,9 @@ import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from tlrl.runner.pools import Event, Failure, Host, MakeFactory, WorkerPool, _event
+from tlrl.runner.pools import START_TIMEOUT, Event, Failure, Host, MakeFactory, WorkerPool, _event, logger
+
+_KILL_WAIT_SECONDS = 2.0  # after SIGTERM, before SIGKILL; and the bound on each join after SIGKILL
 
 
 def _limit_tf_threads(threads: Optional[int]) -> None:
@@ -186,13 +192,15 @@ class ProcessPool(WorkerPool):
         threads_per_worker: TF intra/inter-op threads in each child (None: TF's default).
         join_timeout: seconds `close()` waits for a child to finish its call and exit before
             terminating it.
+        call_timeout, start_timeout: deadlines of a call (see `WorkerPool`).
     """
 
     backend = "process"
 
     def __init__(self, make_factory: MakeFactory, n: int, *, name: str = "tlrl-worker",
-                 threads_per_worker: Optional[int] = 1, join_timeout: float = 2.0):
-        super().__init__(make_factory, n)
+                 threads_per_worker: Optional[int] = 1, join_timeout: float = 2.0,
+                 call_timeout: Optional[float] = None, start_timeout: Optional[float] = START_TIMEOUT):
+        super().__init__(make_factory, n, call_timeout=call_timeout, start_timeout=start_timeout)
         self.name = name
         self.threads_per_worker = threads_per_worker
         self.join_timeout = join_timeout
@@ -213,16 +221,22 @@ class ProcessPool(WorkerPool):
     def _stop(self, i: int) -> None:
         self._shut_down([i], timeout=2.0)
 
+    def _abandon(self, i: int) -> None:
+        self._shut_down([i], timeout=0.0)  # terminated now: it is stuck in its call
+
     def _reap(self, pairs, timeout: float) -> None:
-        """Wait up to `timeout` s for the processes to exit, then SIGTERM, then SIGKILL; join all."""
+        """Wait up to `timeout` s for the processes to exit, then SIGTERM, then SIGKILL; join all (bounded)."""
         procs = [p for p, _ in pairs]
         for signal_them in (lambda p: p.terminate(), lambda p: p.kill()):
             left = _wait_exit(procs, timeout)
             for p in left:
                 signal_them(p)
-            timeout = 2.0
+            timeout = _KILL_WAIT_SECONDS
         for p in procs:
-            p.join()
+            p.join(timeout=_KILL_WAIT_SECONDS)
+            if p.exitcode is None:
+                logger.warning("worker process %s did not exit after SIGKILL (stuck in the kernel?); "
+                               "it is left behind", p.pid)
         for _, conn in pairs:
             conn.close()
 

@@ -26,7 +26,11 @@ submitted before an actor has connected wait in the pool and are sent when it do
 
 Failures. An actor that dies after connecting closes its socket: "died". One that dies before
 (or whose constructor fails) is seen through its `serve` task's object reference, which the
-pool checks (`ray.wait(..., timeout=0)`) while a busy worker has not connected yet.
+pool checks (`ray.wait(..., timeout=0)`) while a busy worker has not connected yet. A busy,
+connected actor whose node vanished without closing the socket is found the same way, with
+Ray, once a second (`_DEATH_CHECK_SECONDS`), and by TCP keepalive; one that stops answering,
+or stops in the middle of a message, misses the call's deadline (`call_timeout`) and is
+killed (`ray.kill`).
 """
 from __future__ import annotations
 
@@ -39,12 +43,13 @@ import sys
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
-from tlrl.runner.pools import Event, Failure, Host, MakeFactory, WorkerPool, _event, logger
-from tlrl.runner.ray_channel import CallListener, _no_delay
+from tlrl.runner.pools import START_TIMEOUT, Event, Failure, Host, MakeFactory, WorkerPool, _event, logger
+from tlrl.runner.ray_channel import _BACKLOG, _MESSAGE_SECONDS, CallListener, connect
 
 _LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 _started_here = False
 _START_CHECK_SECONDS = 0.1  # how often poll checks busy actors that have not connected yet
+_DEATH_CHECK_SECONDS = 1.0  # how often poll asks Ray whether busy connected actors are still alive
 _CLOSE_SECONDS = 5.0  # how long close() waits for the actors to close their workers
 
 
@@ -132,14 +137,13 @@ class RayHost:
         from tlrl.runner.process import serve_calls
 
         try:
-            conn = mpc.Client(tuple(address), family="AF_INET", authkey=authkey)
+            conn = connect(address, authkey)
         except (OSError, EOFError, mpc.AuthenticationError) as exc:
             self.host.close()
             raise ConnectionError(f"the Ray actor could not connect to the learner at {address[0]}:{address[1]} "
                                   f"({type(exc).__name__}: {exc}); every node must be able to reach the "
                                   f"driver's address") from exc
         try:
-            _no_delay(conn)
             conn.send(hello)
             serve_calls(conn, self.call)
         finally:
@@ -162,6 +166,8 @@ class RayPool(WorkerPool):
             None leaves Ray's default of 15. 0 by default: at 15 an actor gets a small share of
             a core the learner also uses (Ape-X on this 2-core machine: 1.4-1.7k env steps/s
             against 2.1-2.2k for a process actor), while worker processes run at the learner's 0.
+        call_timeout, start_timeout: deadlines of a call (see `WorkerPool`); a result that stops
+            half-way is dropped after `call_timeout` per read (`_MESSAGE_SECONDS` without one).
     """
 
     backend = "ray"
@@ -169,8 +175,9 @@ class RayPool(WorkerPool):
     def __init__(self, make_factory: MakeFactory, n: int, *, address: Optional[str] = None,
                  init_kwargs: Optional[Dict[str, Any]] = None, num_cpus: float = 1.0,
                  threads_per_worker: Optional[int] = 1, scheduling_strategy: Any = "SPREAD",
-                 worker_niceness: Optional[int] = 0):
-        super().__init__(make_factory, n)
+                 worker_niceness: Optional[int] = 0, call_timeout: Optional[float] = None,
+                 start_timeout: Optional[float] = START_TIMEOUT):
+        super().__init__(make_factory, n, call_timeout=call_timeout, start_timeout=start_timeout)
         self.ray = init_ray(address, **dict(init_kwargs or {}))
         options: Dict[str, Any] = dict(num_cpus=num_cpus, max_restarts=0, max_task_retries=0,
                                        scheduling_strategy=scheduling_strategy)
@@ -186,6 +193,7 @@ class RayPool(WorkerPool):
         self._serve_refs: List[Optional[Any]] = [None] * n
         self._conns: List[Optional[Any]] = [None] * n
         self._queued: List[Optional[tuple]] = [None] * n  # a call submitted before the actor connected
+        self._next_death_check = 0.0
 
     @property
     def listen_address(self) -> Optional[Tuple[str, int]]:
@@ -204,7 +212,8 @@ class RayPool(WorkerPool):
 
         payload = pack_factory(self.make_factory(i, self.attempts[i]), "ray")
         if self._listener is None:
-            self._listener = CallListener(self._bind_host())
+            self._listener = CallListener(self._bind_host(), backlog=max(self.n, _BACKLOG),
+                                          message_seconds=self.call_timeout or _MESSAGE_SECONDS)
         self._generation[i] = generation = next(self._generations)
         actor = self._actor_cls.remote(payload, self.threads_per_worker)
         self._actors[i] = actor
@@ -282,13 +291,16 @@ class RayPool(WorkerPool):
                 events = self._unconnected_deaths(waiting)
                 if events:
                     return events
-            left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
-            if waiting:
-                left = _START_CHECK_SECONDS if left is None else min(left, _START_CHECK_SECONDS)
-                ready = mpc.wait([*watch, self._listener.wakeup], timeout=left)
-            else:
-                ready = mpc.wait(list(watch), timeout=left)
+            now = time.monotonic()
+            left = None if deadline is None else max(deadline - now, 0.0)
+            nap = _START_CHECK_SECONDS if waiting else max(self._next_death_check - now, 0.0)
+            left = nap if left is None else min(left, nap)
+            ready = mpc.wait([*watch, self._listener.wakeup] if waiting else list(watch), timeout=left)
             events = [self._receive(watch[c]) for c in ready if c in watch]
+            if watch and time.monotonic() >= self._next_death_check:  # Ray knows of deaths a socket may not show
+                self._next_death_check = time.monotonic() + _DEATH_CHECK_SECONDS
+                answered = {ev.index for ev in events}
+                events += self._connected_deaths([i for i in watch.values() if i not in answered])
             if events or (deadline is not None and time.monotonic() >= deadline):
                 return events
 
@@ -298,8 +310,23 @@ class RayPool(WorkerPool):
         except (EOFError, OSError, pickle.UnpicklingError) as exc:
             self._conns[i].close()
             self._conns[i] = None
-            return self._died(i, self._serve_refs[i], f"its connection to the learner closed ({type(exc).__name__})",
-                              wait=1.0)
+            what = ("it stopped in the middle of a message" if isinstance(exc, BlockingIOError) else
+                    f"its connection to the learner closed ({type(exc).__name__})")
+            return self._died(i, self._serve_refs[i], what, wait=1.0)
+
+    def _connected_deaths(self, indices: List[int]) -> List[Event]:
+        """Failures of connected actors that Ray reports ended (e.g. their node is gone) while their socket is open."""
+        if not indices:
+            return []
+        refs = {self._serve_refs[i]: i for i in indices}
+        done, _ = self.ray.wait(list(refs), num_returns=len(refs), timeout=0)
+        events = []
+        for ref in done:
+            i = refs[ref]
+            self._conns[i].close()
+            self._conns[i] = None
+            events.append(self._died(i, ref, "Ray reports its task ended", wait=0.0))
+        return events
 
     def _unconnected_deaths(self, waiting: List[int]) -> List[Event]:
         """Failures of busy actors that ended (died, or failed to connect) before connecting."""

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from tlrl.finite import CAUSES, NonFiniteError
+
 
 class HostAdam:
     """Adam over one flat float32 parameter vector; `m`, `v` and `step` are its state.
@@ -38,9 +40,16 @@ class HostAdam:
                    max_grad_norm=optimizer.max_grad_norm)
 
     def apply(self, grads: np.ndarray, weights: np.ndarray, learning_rate: float) -> float:
-        """One Adam step on `weights` (updated in place); returns the global gradient norm before clipping."""
+        """One Adam step on `weights` (updated in place); returns the global gradient norm before clipping.
+
+        A gradient with a NaN or infinite norm, or such a learning rate, raises
+        `tlrl.finite.NonFiniteError` before anything (weights, `m`, `v`, `step`) changes.
+        """
         f32 = np.float32
         norm = f32(np.sqrt(np.dot(grads, grads)))
+        if not (np.isfinite(norm) and np.isfinite(learning_rate)):
+            raise NonFiniteError(f"The learner got a gradient of global norm {norm} (learning rate {learning_rate}) "
+                                 f"at optimizer step {self.step + 1} and did not apply it. {CAUSES}")
         if self.max_grad_norm is not None:  # as tf.clip_by_global_norm: scaled always, by 1 below the bound
             clip = f32(self.max_grad_norm)
             inverse = f32(1.0) / norm if norm > 0 else f32(np.inf)

@@ -79,7 +79,7 @@ class Learner:
         return self.layout.pack_tf([v.read_value() for v in self.variables]), norm
 
     def apply(self, grads: Sequence[np.ndarray], learning_rate: float) -> Tuple[Weights, Dict[str, float]]:
-        """Apply one gradient; return the new weights and `{"grad_norm", "version"}`."""
+        """Apply one gradient; return the new weights and `{"grad_norm", "weight_norm", "version"}`."""
         if len(grads) != len(self.variables):
             raise ValueError(f"Learner holds {len(self.variables)} variables, got {len(grads)} gradients")
         flat, info = self.apply_flat(self.layout.pack(grads), learning_rate)
@@ -104,7 +104,7 @@ class Learner:
                 weights = weights.numpy()
             self.version += 1
             version = self.version
-        return weights, {"grad_norm": float(norm), "version": version}
+        return weights, {"grad_norm": float(norm), "weight_norm": _norm(weights), "version": version}
 
     # ----- the numpy copy and the TF variables --------------------------------------------
     def _read_host(self) -> Tuple[np.ndarray, HostAdam]:
@@ -164,21 +164,28 @@ class Learner:
 
     def train(self, worker, learning_rate: float) -> Dict[str, Any]:
         """One rollout of an attached worker, its gradient applied in the same compiled call;
-        returns the worker's stats plus `grad_norm` and `version`."""
+        returns the worker's stats plus `grad_norm`, `weight_norm` and `version`."""
         episodes = worker.collect()
         with self.lock:  # brings the variables up to date first, as the fused call updates them
             weights, norm, metrics, returns = self._fused[id(worker)](*worker.batch(), np.float32(learning_rate))
             self.version += 1
             version = self.version
-        worker.set_weights(self.layout.unpack(weights.numpy()))
+        weights = weights.numpy()
+        worker.set_weights(self.layout.unpack(weights))
         stats = worker.summarize(episodes, metrics, returns)
-        stats.update(grad_norm=float(norm), version=version)
+        stats.update(grad_norm=float(norm), weight_norm=_norm(weights), version=version)
         return stats
 
     def get_weights(self) -> Weights:
         """The current weights (one consistent version)."""
         with self.lock:
             return [v.numpy() for v in self.variables]
+
+
+def _norm(flat: np.ndarray) -> float:
+    """Global norm of the weights just published (NaN or inf once one is: `tlrl.finite` stops training on it)."""
+    with np.errstate(over="ignore"):
+        return float(np.sqrt(np.dot(flat, flat)))
 
 
 class _SyncingLock:

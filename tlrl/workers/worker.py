@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from tlrl.episodes import EpisodeTracker, true_next_obs
+from tlrl.finite import check_env_step
 from tlrl.workers.compiled import FixedFunction
 from tlrl.workers.flat import FlatLayout
 
@@ -182,6 +183,8 @@ class GradientWorker:
                 tensor_spec(self.observation_space, (N,), input_dtype), tf.TensorSpec([2], tf.int32)])
             self._assign_fn = FixedFunction(self._assign, [self.layout.spec()])
         self._obs, _ = self.env.reset(seed=seed)
+        #: env steps this worker has taken (all its envs), named when an env returns NaN or inf.
+        self.env_steps = 0
         #: returns of the last rollout ([T, n_envs]), for inspection and tests.
         self.last_returns: Optional[np.ndarray] = None
 
@@ -257,6 +260,8 @@ class GradientWorker:
             self._act_buf[t] = actions
             next_obs, rewards, terminated, truncated, info = self.env.step(to_env_actions(actions, space))
             done = np.logical_or(terminated, truncated)
+            self.env_steps += self.n_envs
+            check_env_step(self.env, self.env_steps, next_obs, rewards, info, done)
             write_pair(self._obs_pair, 1, t, true_next_obs(next_obs, info, done))
             self._signals[0, t] = rewards
             self._signals[1, t] = terminated
