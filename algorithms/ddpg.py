@@ -297,8 +297,8 @@ class DDPG(OffPolicyAgent):
         """k gradient steps on batches [k, B, ...]; then mu(current_obs) with the new weights.
 
         k is static: up to `UNROLL` steps are unrolled (no XLA while loop: about 7% cheaper for k=1), more run
-        in a `tf.range` loop. Returns (metrics averaged over the k steps as a vector in the order of
-        `METRICS`, actions [n_envs, action_dim]).
+        in a `tf.range` loop. Returns (metrics averaged over the k steps, then the weight norm after them, as a
+        vector in the order of `METRICS`; actions [n_envs, action_dim]).
         """
         k = int(reward.shape[0])
         keys = self.METRICS[:-1]

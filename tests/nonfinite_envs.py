@@ -44,3 +44,16 @@ class GoesBad(gym.Env):
         if bad and (self.what == "obs" or (self.what == "final_obs" and truncated)):
             obs[1] = self.value
         return obs, reward, False, truncated, {}
+
+
+class BadReset(GoesBad):
+    """`GoesBad` whose `reset` returns a NaN observation while the class flag `bad` is set (a test sets it after
+    the agent's constructor has checked a probe env, so only the training envs' first reset is bad)."""
+
+    bad = False
+
+    def reset(self, *, seed=None, options=None):
+        obs, info = super().reset(seed=seed, options=options)
+        if BadReset.bad:
+            obs[2] = np.nan
+        return obs, info

@@ -211,3 +211,18 @@ def test_docstring_examples_run(name):
 
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0 and result.attempted > 0
+
+
+@pytest.mark.parametrize("algo", ["PPO", "DQN"])
+def test_a_nan_in_the_first_observation_of_the_training_envs_stops_training_before_any_step(algo):
+    import tlrl.algorithms
+    from nonfinite_envs import BadReset
+
+    agent = getattr(tlrl.algorithms, algo)(BadReset, seed=0)
+    BadReset.bad = True
+    try:
+        with pytest.raises(NonFiniteError, match=r"env 0 of 1 .*observation.*nan at env step 0"):
+            agent.learn(64)
+    finally:
+        BadReset.bad = False
+    assert agent.num_timesteps == 0

@@ -24,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from tlrl.durable import fsync_dir, fsync_tree
+from tlrl.finite import check_env_step
 from tlrl.hyperparams import build_config
 from tlrl.seeding import seed_everything
 
@@ -116,6 +117,7 @@ class BaseAgent:
             env_seed = None if self.seed is None else int(self.rng.integers(0, 2**31 - 1))
             self.env = self._make_vector_env(self.n_envs, env_seed)
             self._obs, _ = self.env.reset(seed=env_seed)
+            check_env_step(self.env, int(self.num_timesteps), self._obs, np.zeros(0, np.float32))  # first observations
         return self.env
 
     # ----- acting ---------------------------------------------------------

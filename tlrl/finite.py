@@ -99,14 +99,13 @@ def _raise(env, step: int, what: str, values: np.ndarray, key: Optional[str], in
     else:
         row = values.reshape(-1)
     sample = row[~np.isfinite(row)][0]
-    i = index
     n = getattr(env, "num_envs", None)
-    where = f"env {i}" + (f" of {n}" if n else "")
+    where = f"env {index}" + (f" of {n}" if n else "")
     field = f" (key {key!r})" if key is not None else ""
     raise NonFiniteError(
         f"{where} ({env_name(env)}) returned a non-finite {what}{field}: {sample} at env step {step}. "
         f"Training was stopped: NaN or inf in the data corrupts every network it reaches. Fix the env (or wrap it "
-        f"to clip or replace such values); check it with tlrl.envs.check_env on a long rollout.")
+        f"to clip or replace such values); tlrl.envs.check_env(env, n_steps=...) checks a longer rollout.")
 
 
 def env_name(env) -> str:
