@@ -43,10 +43,10 @@ class TreeFinder(importlib.abc.MetaPathFinder):
                                                       submodule_search_locations=[folder])
 
 sys.meta_path.insert(0, TreeFinder())
-sys.path.insert(0, os.path.join(root, "scripts", "benchmarks"))
+sys.path.insert(0, os.path.join(root, "scripts"))  # task modules import each other as `benchmarks.<task>`
 import tlrl
 assert os.path.dirname(tlrl.__file__) == os.path.join(root, "tlrl"), tlrl.__file__
-module = importlib.import_module(sys.argv[2])
+module = importlib.import_module("benchmarks." + sys.argv[2])
 print("RESULT " + json.dumps(module.run_tlrl(int(sys.argv[3]))), flush=True)
 """
 

@@ -83,7 +83,7 @@ def _parser() -> argparse.ArgumentParser:
 #: exit code 2. Named as (module, class) and looked up by `_is_user_error`, so that `tlrl envs` and
 #: `tlrl --help` do not import TensorFlow through the modules that define them.
 USER_ERRORS = (("tlrl.config_schema", "ConfigError"), ("tlrl.checkpointing", "CheckpointError"),
-               ("tlrl.training", "RunError"), ("tlrl.export", "ExportError"), ("tlrl.plotting", "PlotError"),
+               ("tlrl.run_dir", "RunError"), ("tlrl.export", "ExportError"), ("tlrl.plotting", "PlotError"),
                ("tlrl.envs.make", "EnvSpecError"))
 
 
@@ -128,7 +128,8 @@ def _is_user_error(exc: BaseException) -> bool:
 # ----- train ------------------------------------------------------------------------------------------------------
 def cmd_train(args) -> int:
     from tlrl.config import ConfigError, load_config, schema_doc
-    from tlrl.training import INTERRUPTED, TERMINATED, RunError, prepare_new, prepare_resume, run_training, write_error
+    from tlrl.run_dir import INTERRUPTED, TERMINATED, RunError, prepare_new, prepare_resume, write_error
+    from tlrl.training import run_training
 
     if args.keys:
         print("\n".join(schema_doc()))
@@ -156,7 +157,7 @@ def cmd_train(args) -> int:
 
 # ----- eval -------------------------------------------------------------------------------------------------------
 def cmd_eval(args) -> int:
-    from tlrl.training import RunError, load_run
+    from tlrl.run_dir import RunError, load_run
 
     if args.episodes is not None and args.episodes <= 0:
         raise RunError(f"--episodes must be positive, got {args.episodes}")
@@ -182,7 +183,7 @@ def _evaluate_with_video(agent, run_dir: str, episodes: int, deterministic: bool
     import numpy as np
     from gymnasium.wrappers import RecordVideo
 
-    from tlrl.training import RunError
+    from tlrl.run_dir import RunError
 
     try:
         import moviepy  # noqa: F401 - RecordVideo writes mp4 files through moviepy
@@ -225,7 +226,7 @@ def _check_renders(env, seed: int) -> None:
     """Render one frame before any video folder exists; a missing package becomes a RunError with the pip line."""
     from gymnasium.error import DependencyNotInstalled
 
-    from tlrl.training import RunError
+    from tlrl.run_dir import RunError
 
     try:
         env.reset(seed=seed)
@@ -251,7 +252,7 @@ def _remove_empty_folders(*folders: str) -> None:
 # ----- export -----------------------------------------------------------------------------------------------------
 def cmd_export(args) -> int:
     from tlrl.export import export_saved_model
-    from tlrl.training import load_run
+    from tlrl.run_dir import load_run
 
     _, agent = load_run(args.run_dir)
     out = args.out or os.path.join(args.run_dir, "saved_model")

@@ -5,7 +5,7 @@ import importlib
 import pytest
 
 
-@pytest.mark.parametrize("name", ["tlrl.config", "tlrl.logger", "tlrl.checkpointing", "tlrl.training", "tlrl.export",
+@pytest.mark.parametrize("name", ["tlrl.config", "tlrl.logger", "tlrl.checkpointing", "tlrl.training", "tlrl.run_dir", "tlrl.export",
                                   "tlrl.plotting", "tlrl.cli"])
 def test_docstring_examples_run(name):
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)

@@ -21,7 +21,7 @@ from tlrl.checkpointing import CheckpointManager
 from tlrl.cli import main
 from tlrl.logger import read_metrics
 from tlrl.run_lock import RunLock
-from tlrl.training import RunError, prepare_resume
+from tlrl.run_dir import RunError, prepare_resume
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -10,7 +10,7 @@ import numpy as np
 from .conftest import tiny_config
 from tlrl.cli import EXIT_ERROR, EXIT_NON_FINITE, main
 from tlrl.logger import Logger, read_metrics
-from tlrl.training import load_run
+from tlrl.run_dir import load_run
 
 
 def test_a_nan_learning_rate_is_refused_before_the_run_is_built(tmp_path, capsys):

@@ -17,7 +17,8 @@ import tensorflow as tf
 from .conftest import require_algorithm, tiny_config
 from tlrl.cli import main
 from tlrl.logger import read_metrics
-from tlrl.training import prepare_new, prepare_resume, run_training
+from tlrl.run_dir import prepare_new, prepare_resume
+from tlrl.training import run_training
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

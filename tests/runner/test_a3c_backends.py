@@ -170,7 +170,8 @@ def test_start_workers_needs_kept_remote_workers():
 
 def test_tlrl_train_keeps_worker_processes_across_checkpoints_and_stops_them_at_the_end(tmp_path):
     from tlrl.config import load_config_text
-    from tlrl.training import prepare_new, run_training
+    from tlrl.run_dir import prepare_new
+    from tlrl.training import run_training
 
     before = child_pids()
     config = load_config_text(f"""
