@@ -35,8 +35,9 @@ import importlib
 from typing import Any, Callable, Optional
 
 from tlrl.runner.driver_policy import Restarts, StepBudget
-from tlrl.runner.pools import (BACKENDS, Event, Failure, InlinePool, ThreadPool, WorkerError, WorkerPool, check_backend,
+from tlrl.runner.pools import (BACKENDS, Event, Failure, InlinePool, WorkerError, WorkerPool, check_backend,
                                check_timeout, make_pool)
+from tlrl.runner.thread_pool import ThreadPool
 
 # Imported on first use, so a worker process that only needs the pool machinery does not import TF.
 _LAZY = {"ApeX": "apex", "OffPolicyActor": "apex_actor", "apex_epsilons": "apex_actor", "FlatGradientWorker": "gradient",

@@ -44,7 +44,7 @@ def run_threads(workers: Sequence, learner, total_steps: int, on_update: OnUpdat
     are not closed.
     """
     from tlrl.runner.gradient import run_gradient_workers
-    from tlrl.runner.pools import ThreadPool
+    from tlrl.runner.thread_pool import ThreadPool
 
     workers = list(workers)
     pool = ThreadPool(lambda i, attempt: (lambda: workers[i]), len(workers), close_workers=False, name=name)
