@@ -104,7 +104,7 @@ def _import_module(module_name: str, spec: str) -> Any:
             ) from exc
         raise EnvSpecError(f"Importing module {module_name!r} of env spec {spec!r} failed: it needs {missing!r}, "
                            f"which is not installed ({exc}).") from exc
-    except Exception as exc:  # noqa: BLE001 - a module's top-level code can raise anything (SyntaxError too)
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - top-level code can raise anything, exit() included
         raise EnvSpecError(f"Importing module {module_name!r} of env spec {spec!r} failed: "
                            f"{type(exc).__name__}: {exc}") from exc
 
@@ -160,6 +160,9 @@ def resolve_env_id(spec: str) -> Union[str, type]:
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
         raise EnvSpecError(f"Env spec {spec!r} is not of the form 'package.module:Class'.")
+    if "__main__" in module_name.split("."):  # `pkg.__main__` modules run a program when imported
+        raise EnvSpecError(f"Env spec {spec!r} names a __main__ module, which runs a program when imported; name "
+                           "the module that defines the env class.")
     module = _import_module(module_name, spec)
     obj: Any = module
     try:

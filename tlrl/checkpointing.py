@@ -254,12 +254,15 @@ def _check_agrees_with_config(path: str, meta: Dict[str, Any], agent_cls, run_co
                         f"(kwargs {env_kwargs}) in config.yaml")
     if meta["seed"] != run_config.seed:
         problems.append(f"seed {meta['seed']!r} in agent.json, {run_config.seed!r} in config.yaml")
+    if meta["callables_not_saved"]:  # a config.yaml holds no functions, so its agent saved none
+        problems.append(f"agent.json says the functions {meta['callables_not_saved']} were not saved, but the "
+                        f"run's hyperparameters in config.yaml are plain values")
     config = build_config(agent_cls.Config, agent_cls.__name__, dict(run_config.hyperparameters))
     expected = {f.name: _plain(getattr(config, f.name)) for f in dataclasses.fields(config)}
-    saved = meta["config"]
+    # an agent.json written before a hyperparameter existed lacks it: the class default is what it ran with
+    saved = {**_defaults(agent_cls.Config), **meta["config"]}
     differ = sorted(k for k in set(expected) | set(saved)
-                    if k not in meta["callables_not_saved"] and not callable(expected.get(k))
-                    and _plain(saved.get(k)) != expected.get(k))
+                    if not callable(expected.get(k)) and _plain(saved.get(k)) != expected.get(k))
     if differ:
         problems.append("hyperparameters " + ", ".join(f"{k}={saved.get(k)!r} in agent.json, {expected.get(k)!r} "
                                                          f"in config.yaml" for k in differ))
@@ -267,6 +270,17 @@ def _check_agrees_with_config(path: str, meta: Dict[str, Any], agent_cls, run_co
         raise CheckpointError(f"checkpoint {path}: its agent/agent.json and the run's config.yaml disagree: "
                               f"{'; '.join(problems)}. The checkpoint was edited or comes from another run; tlrl "
                               f"loads a run only as its config.yaml describes it")
+
+
+def _defaults(config_cls) -> Dict[str, Any]:
+    """The plain default value of each field of `config_cls` that has one."""
+    out = {}
+    for f in dataclasses.fields(config_cls):
+        if f.default is not dataclasses.MISSING:
+            out[f.name] = _plain(f.default)
+        elif f.default_factory is not dataclasses.MISSING:
+            out[f.name] = _plain(f.default_factory())
+    return out
 
 
 def _plain(value):

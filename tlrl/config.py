@@ -37,7 +37,6 @@ from __future__ import annotations
 import collections.abc
 import dataclasses
 import difflib
-import os
 import typing
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
@@ -325,8 +324,7 @@ def check_env_id(env_id: str, places: Optional[_Places] = None) -> None:
 
 
 def dump_config(config: RunConfig, path: str) -> None:
-    """Write the resolved config as YAML (atomically)."""
-    tmp = path + ".tmp"
-    with open(tmp, "w") as fh:
-        yaml.safe_dump(config.to_dict(), fh, sort_keys=False)
-    os.replace(tmp, path)
+    """Write the resolved config as YAML, atomically and durably (a run cannot resume without it)."""
+    from tlrl.durable import write_text
+
+    write_text(path, yaml.safe_dump(config.to_dict(), sort_keys=False))

@@ -20,6 +20,7 @@ from typing import Any, Dict, Optional, Sequence
 
 from tlrl.checkpointing import CheckpointError, CheckpointManager
 from tlrl.config import RunConfig, load_config
+from tlrl.durable import write_text
 from tlrl.run_lock import LOCK_FILE, RunLock, RunLockedError
 
 CONFIG_FILE = "config.yaml"
@@ -81,7 +82,7 @@ def prepare_new(config: RunConfig, run_dir: Optional[str], *, config_path: Optio
     run_dir = run_dir or default_run_dir(config)
     if os.path.exists(run_dir) and not os.path.isdir(run_dir):
         raise RunError(f"--run-dir {run_dir} exists and is a file, not a directory")
-    if _holds_files(run_dir):
+    if holds_files(run_dir):
         if os.path.isfile(os.path.join(run_dir, CONFIG_FILE)):
             raise RunError(f"run directory {run_dir} already exists and holds a run; continue it with "
                            f"`tlrl train --resume {run_dir}` or choose another --run-dir")
@@ -91,7 +92,7 @@ def prepare_new(config: RunConfig, run_dir: Optional[str], *, config_path: Optio
     return PreparedRun(config, run_dir, build_agent(config), command=command)
 
 
-def _holds_files(run_dir: str) -> bool:
+def holds_files(run_dir: str) -> bool:
     """Whether `run_dir` exists and holds anything but the `error.txt` of a start that failed (or the lock file
     of a process that died before writing anything)."""
     return os.path.isdir(run_dir) and any(name not in (ERROR_FILE, LOCK_FILE) for name in os.listdir(run_dir))
@@ -181,7 +182,7 @@ def _not_resumable(run_dir: str) -> str:
     if not os.path.isdir(run_dir):
         return f"cannot resume {run_dir}: it is a file, not a run directory"
     error = os.path.join(run_dir, ERROR_FILE)
-    if os.path.isfile(error) and not _holds_files(run_dir):
+    if os.path.isfile(error) and not holds_files(run_dir):
         with open(error) as fh:
             reason = " ".join(fh.read().split())
         return (f"cannot resume {run_dir}: its run never started ({ERROR_FILE}: {reason}); fix that and start it "
@@ -248,7 +249,7 @@ def record_start(run: PreparedRun) -> None:
 def write_error(run_dir: Optional[str], message: str) -> None:
     """Record a startup error as `run_dir/error.txt`, only in a directory that is new, empty or holds only
     the error.txt of an earlier failed start (replaced)."""
-    if not run_dir or (os.path.exists(run_dir) and not os.path.isdir(run_dir)) or _holds_files(run_dir):
+    if not run_dir or (os.path.exists(run_dir) and not os.path.isdir(run_dir)) or holds_files(run_dir):
         return
     os.makedirs(run_dir, exist_ok=True)
     with open(os.path.join(run_dir, ERROR_FILE), "w") as fh:
@@ -256,11 +257,8 @@ def write_error(run_dir: Optional[str], message: str) -> None:
 
 
 def write_json(path: str, data: Dict[str, Any]) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as fh:
-        json.dump(data, fh, indent=2)
-        fh.write("\n")
-    os.replace(tmp, path)
+    """Write `data` as JSON, atomically and durably (`tlrl.durable.write_text`)."""
+    write_text(path, json.dumps(data, indent=2) + "\n")
 
 
 def load_run(run_dir: str, checkpoint: Optional[str] = None):

@@ -38,8 +38,8 @@ from typing import Any, Dict, Optional
 from tlrl.checkpointing import CheckpointManager
 from tlrl.config import RunConfig, dump_config
 from tlrl.logger import Logger
-from tlrl.run_dir import (CHECKPOINT_DIR, CONFIG_FILE, SUMMARY_FILE, PreparedRun, RunError, lock_run_dir,
-                          record_start, write_json)
+from tlrl.run_dir import (CHECKPOINT_DIR, CONFIG_FILE, SUMMARY_FILE, PreparedRun, RunError, holds_files,
+                          lock_run_dir, record_start, write_json)
 
 
 class StopFlag:
@@ -68,8 +68,11 @@ class StopFlag:
         self.requested = True
         self.signal = signal.Signals(signum).name
         again = " (Ctrl-C again to abort)" if signum == signal.SIGINT else ""
-        print(f"\ntlrl: {self.signal} received: stopping at the next update boundary to save a checkpoint{again}",
-              file=sys.stderr, flush=True)
+        message = f"\ntlrl: {self.signal} received: stopping at the next update boundary to save a checkpoint{again}\n"
+        try:  # a raw write: print() here can raise "reentrant call" if the signal came during a write to stderr
+            os.write(2, message.encode())
+        except OSError:
+            pass
 
     def __exit__(self, *exc):
         for sig, previous in self._previous.items():
@@ -142,6 +145,9 @@ def _train(run: PreparedRun, progress: Optional[bool], out) -> Dict[str, Any]:
     os.makedirs(run_dir, exist_ok=True)
     if run.lock is None or not run.lock.held:  # a new run: refuse before writing anything if another one is here
         run.lock = lock_run_dir(run_dir)
+        if holds_files(run_dir):  # another run started here between prepare_new's check and the lock
+            raise RunError(f"run directory {run_dir} was taken by another run while this one was being prepared; "
+                           f"choose another --run-dir")
     dump_config(config, os.path.join(run_dir, CONFIG_FILE))
     record_start(run)
     manager = CheckpointManager(os.path.join(run_dir, CHECKPOINT_DIR), keep=config.checkpoint.keep)

@@ -265,3 +265,19 @@ def test_a_file_size_limit_during_a_checkpoint_is_a_plain_error_and_keeps_the_la
     assert sorted(os.listdir(ckpts)) == ["latest", "step_000000064"]
     manager = CheckpointManager(ckpts)
     assert manager.load_agent(manager.latest(), get_algorithm("dqn")).num_timesteps == 64
+
+
+def test_a_new_run_whose_directory_is_taken_after_its_check_is_refused_when_it_takes_the_lock(tmp_path, write_config):
+    from tlrl.config import load_config
+    from tlrl.run_dir import prepare_new
+    from tlrl.training import run_training
+
+    run_dir = tmp_path / "run"
+    run = prepare_new(load_config(write_config(tiny_config("ppo", total_steps=64))), str(run_dir))
+    run_dir.mkdir()
+    (run_dir / "config.yaml").write_text("the other run's config\n")  # another run started here meanwhile
+    with pytest.raises(RunError, match="taken by another run"):
+        run_training(run, progress=False)
+    assert (run_dir / "config.yaml").read_text() == "the other run's config\n"
+    assert sorted(os.listdir(run_dir)) == [".lock", "config.yaml"]
+    RunLock(str(run_dir)).acquire().release()  # and the lock was given back

@@ -91,6 +91,43 @@ def test_an_agent_json_whose_hyperparameters_disagree_with_the_config_is_refused
     assert "gamma" in err and "disagree" in err and "Traceback" not in err
 
 
+def _edit_agent_config(run, edit):
+    for path in glob.glob(os.path.join(run, "checkpoints", "step_*", "agent", "agent.json")):
+        with open(path) as fh:
+            meta = json.load(fh)
+        edit(meta)
+        with open(path, "w") as fh:
+            json.dump(meta, fh)
+
+
+def test_an_agent_json_from_before_a_hyperparameter_existed_still_loads(finished_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    _edit_agent_config(run, lambda meta: meta["config"].pop("gae_lambda"))  # as written by an older tlrl
+    assert main(["eval", str(run), "--episodes", "1"]) == 0
+    capsys.readouterr()
+    with open(run / "config.yaml") as fh:  # but not when the run's config set that hyperparameter otherwise
+        text = fh.read()
+    (run / "config.yaml").write_text(text.replace("hyperparameters:", "hyperparameters:\n  gae_lambda: 0.5", 1))
+    assert main(["eval", str(run), "--episodes", "1"]) == 2
+    assert "gae_lambda" in capsys.readouterr().err
+
+
+def test_an_agent_json_cannot_skip_the_check_by_listing_hyperparameters_as_unsaved_functions(finished_run, tmp_path,
+                                                                                          capsys):
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+
+    def edit(meta):
+        meta["config"]["gamma"] = 0.5
+        meta["callables_not_saved"] = ["gamma"]
+
+    _edit_agent_config(run, edit)
+    assert main(["eval", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "['gamma'] were not saved" in err and "disagree" in err
+
+
 def test_an_untouched_run_still_evaluates_and_exports(finished_run, tmp_path, capsys):
     run = tmp_path / "run"
     shutil.copytree(finished_run, run)

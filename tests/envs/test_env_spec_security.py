@@ -159,6 +159,24 @@ def test_a_module_that_fails_while_importing_is_named(tmp_path, monkeypatch):
         make_env("tlrl_test_spec_syntax:MyEnv")
 
 
+def test_a_module_that_exits_while_importing_is_an_env_spec_error_not_an_exit(tmp_path, monkeypatch):
+    (tmp_path / "tlrl_test_spec_exits.py").write_text("raise SystemExit(3)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(EnvSpecError, match=r"Importing module 'tlrl_test_spec_exits'.*SystemExit"):
+        make_env("tlrl_test_spec_exits:MyEnv")
+
+
+@pytest.mark.parametrize("spec", ["venv.__main__:X", "unittest.__main__:TestProgram"])
+def test_a_main_module_is_refused_before_it_is_imported(spec):
+    import sys
+
+    module = spec.split(":")[0]
+    sys.modules.pop(module, None)
+    with pytest.raises(EnvSpecError, match="__main__ module"):
+        make_env(spec)
+    assert module not in sys.modules  # never imported: importing it would run the program
+
+
 # ----- configs use the same resolver ---------------------------------------------------------------
 @pytest.mark.parametrize("env_id, kwargs, found", [
     ("subprocess:run", "{args: [sh, -c, 'touch MARKER']}", "a function"),

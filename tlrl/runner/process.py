@@ -8,17 +8,18 @@ lists (never TF objects).
 
 Failures. A call that raises comes back as a `Failure` of kind "raised" (with the child's
 traceback). A child that dies (killed by a signal, out of memory, a crash in native code) is
-seen through its process sentinel and reported as kind "died". Children ignore SIGINT, so a
-Ctrl-C reaches only the parent, which then closes the pool; a child whose parent vanished
-sees its pipe close and exits.
+seen through its process sentinel and reported as kind "died". Children ignore SIGINT and
+SIGTERM (blocked from the moment they are spawned until they ignore them), so a Ctrl-C, or a
+SIGTERM that a scheduler (Slurm, systemd) sends to every process of the job, reaches only the
+parent, which then stops the run and closes the pool; a child whose parent vanished sees its
+pipe close and exits.
 
-A child that misses a call's deadline (`call_timeout`, see `tlrl.runner.pools`) is
-terminated at once (SIGTERM, then SIGKILL 2 s later) and reported as kind "timeout".
+A child that misses a call's deadline (`call_timeout`, see `tlrl.runner.pools`) is killed
+at once (SIGKILL) and reported as kind "timeout".
 
-Closing sends every child a stop message, waits up to `join_timeout` seconds, then
-terminates (SIGTERM) and finally kills (SIGKILL) whatever is left, and joins every process
-(each join bounded too; a process that survives SIGKILL, stuck in the kernel, is named in a
-warning): no child outlives `close()`.
+Closing sends every child a stop message, waits up to `join_timeout` seconds, then kills
+(SIGKILL) whatever is left, and joins every process (each join bounded too; a process that
+survives SIGKILL, stuck in the kernel, is named in a warning): no child outlives `close()`.
 """
 from __future__ import annotations
 
@@ -35,7 +36,24 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from tlrl.runner.pools import START_TIMEOUT, Event, Failure, Host, MakeFactory, WorkerPool, _event, logger
 
-_KILL_WAIT_SECONDS = 2.0  # after SIGTERM, before SIGKILL; and the bound on each join after SIGKILL
+_KILL_WAIT_SECONDS = 2.0  # the bound on each join after SIGKILL
+_PARENTS_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # the learner's to handle; its workers ignore them
+
+
+@contextlib.contextmanager
+def _parents_signals_blocked():
+    """Block SIGINT and SIGTERM in this thread while a child is spawned, as multiprocessing's resource
+    tracker does: the child inherits the mask, so a signal sent to the process group while it starts up
+    stays pending until `_child_main` ignores it. A signal sent to this process meanwhile is not lost:
+    another thread takes it, or it waits here until unblocked."""
+    from multiprocessing import resource_tracker
+
+    resource_tracker.ensure_running()  # every spawn needs it, and starting it unblocks these signals
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, _PARENTS_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def _limit_tf_threads(threads: Optional[int]) -> None:
@@ -81,7 +99,9 @@ def serve_calls(conn, call: Callable[[str, tuple], Tuple[str, Any]]) -> None:
 
 def _child_main(conn, payload: bytes, threads: Optional[int]) -> None:
     """Entry point of a worker process: build the worker, then serve calls until told to stop."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    for sig in _PARENTS_SIGNALS:  # Ctrl-C and a scheduler's SIGTERM are the parent's to handle
+        signal.signal(sig, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _PARENTS_SIGNALS)  # blocked at spawn; pending ones are dropped
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     factory = unpack_factory(payload)
     _limit_tf_threads(threads)
@@ -213,7 +233,7 @@ class ProcessPool(WorkerPool):
         parent, child = self._ctx.Pipe(duplex=True)
         proc = self._ctx.Process(target=_child_main, args=(child, payload, self.threads_per_worker),
                                  name=f"{self.name}-{i}", daemon=True)
-        with _child_environment(self.threads_per_worker):
+        with _child_environment(self.threads_per_worker), _parents_signals_blocked():
             proc.start()
         child.close()
         self._procs[i], self._conns[i] = proc, parent
@@ -222,16 +242,14 @@ class ProcessPool(WorkerPool):
         self._shut_down([i], timeout=2.0)
 
     def _abandon(self, i: int) -> None:
-        self._shut_down([i], timeout=0.0)  # terminated now: it is stuck in its call
+        self._shut_down([i], timeout=0.0)  # killed now: it is stuck in its call
 
     def _reap(self, pairs, timeout: float) -> None:
-        """Wait up to `timeout` s for the processes to exit, then SIGTERM, then SIGKILL; join all (bounded)."""
+        """Wait up to `timeout` s for the processes to exit, then SIGKILL the rest (they ignore SIGTERM);
+        join all (bounded)."""
         procs = [p for p, _ in pairs]
-        for signal_them in (lambda p: p.terminate(), lambda p: p.kill()):
-            left = _wait_exit(procs, timeout)
-            for p in left:
-                signal_them(p)
-            timeout = _KILL_WAIT_SECONDS
+        for p in _wait_exit(procs, timeout):
+            p.kill()
         for p in procs:
             p.join(timeout=_KILL_WAIT_SECONDS)
             if p.exitcode is None:
