@@ -15,19 +15,37 @@ from tlrl.cli import main
 from tlrl.logger import read_metrics
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+GUARD_SECONDS = 300.0  # only guards against a hang (a run that never logs or never stops): not a time limit
 
 
-def start_train(*args):
-    """`python -m tlrl train ARGS` in a real child process."""
+def start_train(*args, new_session=False):
+    """`python -m tlrl train ARGS` in a real child process (leading its own process group if `new_session`)."""
     return subprocess.Popen([sys.executable, "-m", "tlrl", "train", *args, "--no-progress"], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, start_new_session=new_session)
+
+
+def _kill_and_fail(proc, what):
+    """Kill the run (its whole process group if it leads one) and fail the test saying what never happened."""
+    try:
+        if os.getpgid(proc.pid) == proc.pid:
+            os.killpg(proc.pid, signal.SIGKILL)
+        else:
+            proc.kill()
+    except ProcessLookupError:  # it has exited meanwhile
+        pass
+    try:
+        err = proc.communicate(timeout=60)[1]
+    except subprocess.TimeoutExpired:  # a worker it started still holds its stderr
+        err = "(no stderr: the pipe was still held open)"
+    raise AssertionError(f"{what} within {GUARD_SECONDS:g} s; the run was killed:\n{err[-3000:]}")
 
 
 def wait_for_rows(proc, run_dir, min_step=0):
     """Wait until the run has logged a metrics row at or past `min_step` (its training loop is running)."""
     path = os.path.join(run_dir, "metrics.csv")
-    while True:
+    deadline = time.monotonic() + GUARD_SECONDS
+    while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise AssertionError(f"the run ended (code {proc.returncode}) early:\n{proc.stderr.read()[-3000:]}")
         try:
@@ -37,6 +55,15 @@ def wait_for_rows(proc, run_dir, min_step=0):
         if rows and rows[-1]["num_timesteps"] >= min_step:
             return
         time.sleep(0.05)
+    _kill_and_fail(proc, f"the run logged no metrics row at or past step {min_step}")
+
+
+def finish(proc):
+    """The stderr of the run once it has exited."""
+    try:
+        return proc.communicate(timeout=GUARD_SECONDS)[1]
+    except subprocess.TimeoutExpired:
+        _kill_and_fail(proc, "the run did not exit after the signal")
 
 
 def stopped_step(stderr):
@@ -62,7 +89,7 @@ def test_sigterm_saves_a_checkpoint_at_that_step_exits_143_and_the_run_resumes_t
     proc = start_train(config, "--run-dir", run_dir)
     wait_for_rows(proc, run_dir, min_step=64)  # past learning_starts (32): updates are running
     proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate()
+    err = finish(proc)
     assert proc.returncode == 143, err[-3000:]
     step = stopped_step(err)
     assert f"Continue with: tlrl train --resume {run_dir}" in err
@@ -82,7 +109,7 @@ def test_sigterm_before_learning_starts_saves_a_checkpoint_at_that_step(tmp_path
     proc = start_train(config, "--run-dir", run_dir)
     wait_for_rows(proc, run_dir)
     proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate()
+    err = finish(proc)
     assert proc.returncode == 143, err[-3000:]
     step = stopped_step(err)
     assert 0 < step < 10**6 and latest(run_dir) == f"step_{step:09d}"
@@ -90,6 +117,28 @@ def test_sigterm_before_learning_starts_saves_a_checkpoint_at_that_step(tmp_path
     assert main(["train", "--resume", run_dir, "--set", f"total_steps={step + 64}", "--no-progress"]) == 0
     with open(os.path.join(run_dir, "summary.json")) as fh:
         assert json.load(fh)["num_timesteps"] == step + 64
+
+
+def test_sigterm_to_the_whole_process_group_stops_a_run_with_worker_processes_at_a_checkpoint(tmp_path, write_config):
+    """Slurm and systemd send SIGTERM to every process of the job: A3C's `process` workers died of it, were
+    restarted or failed the run (WorkerError, exit 1) before `tlrl train` could save its checkpoint."""
+    text = tiny_config("a3c", total_steps=10**7, every=10**7, interval=64,
+                       extra="runner: {backend: process, workers: 2}\n")
+    config = write_config(text.replace("n_workers: 1, ", ""))
+    run_dir = str(tmp_path / "run")
+    proc = start_train(config, "--run-dir", run_dir, new_session=True)  # leads its own process group
+    wait_for_rows(proc, run_dir)
+    os.killpg(proc.pid, signal.SIGTERM)  # the run and its worker processes at once
+    err = finish(proc)
+    assert proc.returncode == 143, err[-3000:]
+    assert "killed by SIGTERM" not in err and "restarted" not in err
+    step = stopped_step(err)
+    assert latest(run_dir) == f"step_{step:09d}"
+    with open(os.path.join(run_dir, "checkpoints", latest(run_dir), "run_state.json")) as fh:
+        assert json.load(fh)["step"] == step
+    assert main(["train", "--resume", run_dir, "--set", f"total_steps={step + 64}", "--no-progress"]) == 0
+    with open(os.path.join(run_dir, "summary.json")) as fh:
+        assert json.load(fh)["num_timesteps"] >= step + 64
 
 
 def _raise_at(monkeypatch, step, *signals):
