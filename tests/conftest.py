@@ -8,6 +8,19 @@ import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 
+def user_module_on_path(tmp_path, monkeypatch, name: str, source: str):
+    """Write `source` as module `name` into `tmp_path` and put it on sys.path (spawned workers inherit
+    sys.path, so they can import it too); yields the name and forgets the module afterwards."""
+    import sys
+    import textwrap
+
+    (tmp_path / f"{name}.py").write_text(textwrap.dedent(source))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, name, raising=False)
+    yield name
+    sys.modules.pop(name, None)
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     np.random.seed(0)

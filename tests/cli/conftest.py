@@ -30,6 +30,19 @@ def tiny_config(algo="ppo", total_steps=256, every=64, interval=32, extra="", se
         """) + extra
 
 
+def train_tiny_run(tmp_path_factory, algo: str = "ppo", *args: str, **config) -> str:
+    """Train `tiny_config(algo, **config)` through `tlrl train` into a fresh folder; the run directory.
+
+    `args` are extra command-line arguments (e.g. "--set", "n_epochs=3")."""
+    from tlrl.cli import main
+
+    folder = tmp_path_factory.mktemp(algo)
+    (folder / "config.yaml").write_text(tiny_config(algo, **config))
+    run_dir = folder / "run"
+    assert main(["train", str(folder / "config.yaml"), "--run-dir", str(run_dir), "--no-progress", *args]) == 0
+    return run_dir
+
+
 @pytest.fixture
 def write_config(tmp_path):
     def write(text, name="config.yaml"):

@@ -8,7 +8,7 @@ import sys
 import pytest
 import yaml
 
-from .conftest import TINY, tiny_config
+from .conftest import TINY, tiny_config, train_tiny_run
 from tlrl.cli import main
 from tlrl.step_limits import MAX_STEPS
 
@@ -17,11 +17,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 @pytest.fixture(scope="module")
 def ppo_run(tmp_path_factory):
-    d = tmp_path_factory.mktemp("ppo")
-    (d / "config.yaml").write_text(tiny_config("ppo", total_steps=64, every=64, interval=32))
-    run_dir = d / "run"
-    assert main(["train", str(d / "config.yaml"), "--run-dir", str(run_dir), "--no-progress"]) == 0
-    return run_dir
+    return train_tiny_run(tmp_path_factory, "ppo", total_steps=64, every=64, interval=32)
 
 
 def run_cli_without(module, args, cwd):

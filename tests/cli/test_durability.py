@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from .conftest import tiny_config
+from .conftest import tiny_config, train_tiny_run
 from tlrl.algorithms import get_algorithm
 from tlrl.checkpointing import CheckpointManager
 from tlrl.cli import main
@@ -90,11 +90,7 @@ def test_every_file_and_folder_is_fsynced_before_latest_moves_and_pruning_comes_
 # ----- damaged checkpoints ---------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def dqn_run(tmp_path_factory):
-    d = tmp_path_factory.mktemp("dqn")
-    (d / "config.yaml").write_text(tiny_config("dqn", total_steps=192, every=64, interval=32))
-    run_dir = d / "run"
-    assert main(["train", str(d / "config.yaml"), "--run-dir", str(run_dir), "--no-progress"]) == 0
-    return run_dir
+    return train_tiny_run(tmp_path_factory, "dqn", total_steps=192, every=64, interval=32)
 
 
 def damage(checkpoint, how):

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from .conftest import tiny_config
+from .conftest import tiny_config, train_tiny_run
 from tlrl.cli import main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -28,10 +28,7 @@ class BrokenEnv(gym.Env):
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
-    d = tmp_path_factory.mktemp("sec")
-    (d / "config.yaml").write_text(tiny_config("ppo", total_steps=128, every=64, interval=64))
-    assert main(["train", str(d / "config.yaml"), "--run-dir", str(d / "run"), "--no-progress"]) == 0
-    return d / "run"
+    return train_tiny_run(tmp_path_factory, "ppo", total_steps=128, every=64, interval=64)
 
 
 def _edit_agent_json(run, **changes):

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from .conftest import require_algorithm, tiny_config
+from .conftest import require_algorithm, tiny_config, train_tiny_run
 from tlrl.cli import main
 from tlrl.logger import read_metrics
 from tlrl.run_dir import prepare_new, prepare_resume
@@ -25,12 +25,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 @pytest.fixture(scope="module")
 def ppo_run(tmp_path_factory):
-    d = tmp_path_factory.mktemp("ppo")
-    (d / "config.yaml").write_text(tiny_config("ppo", total_steps=256, every=64, interval=32, tensorboard=True))
-    run_dir = d / "run"
-    assert main(["train", str(d / "config.yaml"), "--run-dir", str(run_dir), "--set", "n_epochs=3",
-                 "--no-progress"]) == 0
-    return run_dir
+    return train_tiny_run(tmp_path_factory, "ppo", "--set", "n_epochs=3", total_steps=256, every=64, interval=32,
+                          tensorboard=True)
 
 
 def test_train_writes_config_metrics_tensorboard_checkpoints_and_summary(ppo_run):
@@ -261,8 +257,10 @@ def test_a_killed_run_resumes_to_the_same_result_without_duplicate_or_missing_ro
     assert summary["num_timesteps"] == 1600
     steps = [r["num_timesteps"] for r in read_metrics(os.path.join(run_dir, "metrics.csv"))]
     assert steps == list(range(64, 1601, 64))
-    tb_steps = [event.step for file in sorted(glob.glob(os.path.join(run_dir, "tb", "events.out.tfevents.*")))
-                for event in tf.compat.v1.train.summary_iterator(file)
+    # one event file per session, in the order the sessions wrote them (file names tie when both start in one second)
+    files = [list(tf.compat.v1.train.summary_iterator(f))
+             for f in glob.glob(os.path.join(run_dir, "tb", "events.out.tfevents.*"))]
+    tb_steps = [event.step for events in sorted(files, key=lambda events: events[0].wall_time) for event in events
                 if any(v.tag == "train/wall" for v in event.summary.value)]
     assert tb_steps == list(range(64, 1601, 64)), "TensorBoard holds a step twice (or misses one) after the resume"
     # and the same weights as a run that was never interrupted

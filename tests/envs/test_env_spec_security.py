@@ -6,6 +6,7 @@ import textwrap
 
 import gymnasium as gym
 import pytest
+from conftest import user_module_on_path
 
 from tlrl.config import ConfigError, load_config_text
 from tlrl.envs import EnvSpecError, GridWorldEnv, make_env, make_vector_env, resolve_env_id
@@ -49,11 +50,7 @@ if "tlrl_test_spec/Line-v0" not in gym.registry:
 
 @pytest.fixture
 def spec_module(tmp_path, monkeypatch):
-    (tmp_path / f"{MODULE}.py").write_text(textwrap.dedent(SOURCE))
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.delitem(sys.modules, MODULE, raising=False)
-    yield MODULE
-    sys.modules.pop(MODULE, None)
+    yield from user_module_on_path(tmp_path, monkeypatch, MODULE, SOURCE)
 
 
 # ----- what a string may name ----------------------------------------------------------------------

@@ -1,11 +1,10 @@
 """make_env / make_vector_env: every kind of spec, clear errors for bad ones, SAME_STEP vector envs."""
 import importlib
-import sys
-import textwrap
 
 import gymnasium as gym
 import numpy as np
 import pytest
+from conftest import user_module_on_path
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
 
 from tlrl.envs import CatchEnv, EnvSpecError, GridWorldEnv, check_env, make_env, make_vector_env
@@ -51,11 +50,7 @@ if "tlrl_test_user/Counter-v0" not in gym.registry:
 @pytest.fixture
 def user_module(tmp_path, monkeypatch):
     """A user module on sys.path (spawned workers inherit sys.path, so they can import it too)."""
-    (tmp_path / f"{USER_MODULE}.py").write_text(textwrap.dedent(USER_MODULE_SOURCE))
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.delitem(sys.modules, USER_MODULE, raising=False)
-    yield USER_MODULE
-    sys.modules.pop(USER_MODULE, None)
+    yield from user_module_on_path(tmp_path, monkeypatch, USER_MODULE, USER_MODULE_SOURCE)
 
 
 # ----- every kind of spec -------------------------------------------------------------------------
