@@ -1,4 +1,4 @@
-"""PPO's pure parts: hyperparameters (`PPOConfig`), networks (`ActorCritic`) and loss (`ppo_loss`).
+"""PPO's parts: hyperparameters (`PPOConfig`), networks (`ActorCritic`), loss (`ppo_loss`), fused update.
 
 `algorithms/ppo.py` builds the agent from them (references are in its docstring); they are
 here so that each file stays one readable page.
@@ -6,16 +6,20 @@ here so that each file stays one readable page.
 from __future__ import annotations
 
 import dataclasses
-from typing import ClassVar, Dict, Mapping, Optional, Tuple, Union
+import math
+from typing import Callable, ClassVar, Dict, List, Mapping, Optional, Tuple, Union
 
 import gymnasium as gym
+import numpy as np
 import tensorflow as tf
 
+from tlrl.compiled import compile_fixed
 from tlrl.hyperparams import require
 from tlrl.layers import initializers as init
 from tlrl.modules import ValueHead, make_policy_head, make_torso
 from tlrl.modules.torsos import is_image_space
 from tlrl.schedules import ScheduleSpec
+from tlrl.spaces import obs_signature
 
 ArchSpec = Union[Tuple[int, ...], Dict[str, Tuple[int, ...]]]
 
@@ -187,3 +191,96 @@ def ppo_loss(dist, values: tf.Tensor, batch: Mapping[str, tf.Tensor], *, clip_ra
 
 
 METRICS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction", "loss", "grad_norm")
+
+
+# ----- the fused update --------------------------------------------------------------------------
+def policy_action_space(space: gym.Space) -> gym.Space:
+    """Actions as the policy samples (and the rollout stores) them: Box flattened, discrete ones from 0."""
+    if isinstance(space, gym.spaces.Box):
+        return gym.spaces.Box(space.low.reshape(-1), space.high.reshape(-1), dtype=np.float32)
+    if isinstance(space, gym.spaces.Discrete):
+        return gym.spaces.Discrete(int(space.n))
+    return gym.spaces.MultiDiscrete(space.nvec)
+
+
+class FusedUpdate:
+    """A whole PPO update, all `n_epochs` x minibatches of `ppo_loss` and Adam, as ONE compiled call.
+
+    `update(data, perms, schedule)`: `data` the rollout's `n` rows (`obs`, `action` as sampled, `log_prob`,
+    `value`, `advantage`, `return`), `perms` n_epochs permutations of the rows each padded to whole
+    minibatches, concatenated, `schedule` [learning rate, clip range, value clip range]. Returns the means
+    of `METRICS` over the applied minibatches and their count, and the new values of `acting` followed by
+    the global norm of all weights. Padding rows are masked out of every mean; shapes are fixed.
+    """
+
+    def __init__(self, model: ActorCritic, optimizer, config: PPOConfig, observation_space: gym.Space,
+                 action_space: gym.Space, n: int, acting: List[tf.Variable]):
+        c = config
+        self.model, self.optimizer, self.acting, self.n = model, optimizer, acting, n
+        self.variables = list(model.trainable_variables)
+        self.n_minibatches = math.ceil(n / c.batch_size)  # per epoch; the last one may be partial
+        self.batch_size, self.n_epochs, self.padded = c.batch_size, c.n_epochs, self.n_minibatches * c.batch_size
+        self.mask = (np.arange(self.padded) < n).astype(np.float32)  # 1 for rows, 0 for padding
+        self.loss_kwargs = dict(ent_coef=float(c.ent_coef), vf_coef=float(c.vf_coef),
+                                normalize_advantage=bool(c.normalize_advantage) and c.batch_size > 1)
+        self.use_vf_clip, self.target_kl = c.clip_range_vf is not None, c.target_kl
+        policy = policy_action_space(action_space)
+        self.action_dtype = tf.float32 if isinstance(action_space, gym.spaces.Box) else tf.int64
+        self.data_signature = {
+            "obs": obs_signature(observation_space, (n,)),
+            "action": tf.TensorSpec((n,) + tuple(policy.shape), self.action_dtype),
+            **{k: tf.TensorSpec((n,), tf.float32) for k in ("log_prob", "value", "advantage", "return")}}
+        self.update = compile_fixed(self._fused, [self.data_signature, tf.TensorSpec([self.n_epochs * self.padded],
+                                                                                     tf.int32), _SCHEDULE],
+                                    jit_compile=c.jit_compile)
+
+    def _minibatch_step(self, data, idx, mask, clip, clip_vf):
+        model, opt, variables = self.model, self.optimizer, self.variables
+        mb = tf.nest.map_structure(lambda x: tf.gather(x, idx), data)  # [batch_size, ...] each
+        with tf.GradientTape() as tape:
+            dist, value = model(mb["obs"])
+            loss, metrics = ppo_loss(dist, value, mb, clip_range=clip, clip_range_vf=clip_vf if self.use_vf_clip
+                                     else None, mask=mask, **self.loss_kwargs)
+        grads = tape.gradient(loss, variables)
+        if self.target_kl is None:
+            metrics["grad_norm"] = opt.apply(grads, variables)
+            return metrics, tf.constant(True)
+        # SB3: a minibatch whose KL is already too large is not applied, and the update stops.
+        ok = metrics["approx_kl"] <= 1.5 * self.target_kl
+        metrics["grad_norm"] = tf.cond(ok, lambda: opt.apply(grads, variables), lambda: tf.linalg.global_norm(grads))
+        return metrics, ok
+
+    def _fused(self, data, perms, schedule):
+        n, padded, batch_size, n_mb = self.n, self.padded, self.batch_size, self.n_minibatches
+        self.optimizer.learning_rate.assign(schedule[0])
+        clip, clip_vf = schedule[1], schedule[2]
+        full_mask = tf.constant(self.mask)
+
+        def body(j, keep, count, sums):
+            idx = tf.slice(perms, [j * batch_size], [batch_size])
+            mask = None if n == padded else tf.slice(full_mask, [(j % n_mb) * batch_size], [batch_size])
+            metrics, ok = self._minibatch_step(data, idx, mask, clip, clip_vf)
+            sums = tuple(s + tf.cast(ok, tf.float32) * metrics[k] for s, k in zip(sums, METRICS))
+            return j + 1, ok, count + tf.cast(ok, tf.float32), sums
+
+        zeros = tuple(tf.zeros([]) for _ in METRICS)
+        _, _, count, sums = tf.while_loop(lambda j, keep, count, sums: tf.logical_and(j < self.n_epochs * n_mb, keep),
+                                          body, (tf.constant(0), tf.constant(True), tf.zeros([]), zeros))
+        means = tf.stack([s / tf.maximum(count, 1.0) for s in sums] + [count])
+        # The new acting weights, then the global norm of all weights (NaN or inf once one is: tlrl.finite).
+        return means, [tf.identity(v) for v in self.acting] + [tf.linalg.global_norm(self.variables)]
+
+    def reference_step(self) -> Callable:
+        """One minibatch step `(data, idx, mask, schedule) -> metrics`, compiled when asked for (the unfused
+        reference: the fused update is a loop of exactly this)."""
+        def step(data, idx, mask, schedule):
+            self.optimizer.learning_rate.assign(schedule[0])
+            metrics, _ = self._minibatch_step(data, idx, None if self.n == self.padded else mask, schedule[1],
+                                              schedule[2])
+            return metrics
+
+        spec = [tf.TensorSpec([self.batch_size], tf.int32), tf.TensorSpec([self.batch_size], tf.float32)]
+        return compile_fixed(step, [self.data_signature, *spec, _SCHEDULE])
+
+
+_SCHEDULE = tf.TensorSpec([3], tf.float32)  # learning rate, clip range, value clip range

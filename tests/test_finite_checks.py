@@ -12,7 +12,7 @@ import pytest
 from tlrl.algorithms import REGISTRY, get_algorithm
 from tlrl.finite import NonFiniteError, check_env_step, check_metrics
 from tlrl.noise import NormalActionNoise, OrnsteinUhlenbeckActionNoise
-from tlrl.workers.host_adam import HostAdam
+from tlrl.runner.host_adam import HostAdam
 
 ALGOS = sorted(REGISTRY)
 NAN, INF = float("nan"), float("inf")
@@ -132,8 +132,7 @@ def test_an_update_that_overflows_the_weights_stops_training_before_its_callback
         agent.learn(400, callback=callback)
     for metrics in calls:  # whatever the callback saw (and could have checkpointed) was finite
         assert all(math.isfinite(v) for k, v in metrics.items() if k != "explained_variance"), metrics
-    if hasattr(agent, "close"):
-        agent.close()
+    agent.close()
 
 
 def test_a_reward_that_blows_up_stops_dqn_at_the_update_that_sees_it():

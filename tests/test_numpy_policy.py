@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tlrl.modules import (CategoricalHead, GaussianHead, MultiCategoricalHead, ValueHead, make_torso, mlp,
+from tlrl.modules import (CategoricalHead, GaussianHead, MultiCategoricalHead, QHead, ValueHead, make_torso, mlp,
                           nature_cnn)
-from tlrl.numpy_policy import NumpyModule, NumpyUnsupported, supports_numpy
+from tlrl.numpy_policy import NumpyModule, NumpyUnsupported, numpy_q_function, supports_numpy
+from tlrl.spaces import to_tf_obs
 
 RNG = np.random.default_rng(0)
 
@@ -46,6 +47,61 @@ def test_dict_and_discrete_observation_torsos_match_tf():
     np_torso = NumpyModule(torso)
     np_torso.sync()
     np.testing.assert_allclose(np_torso(x), expected, rtol=1e-5, atol=1e-5)
+    # with the space, inputs are cast as `tlrl.spaces.to_tf_obs` casts them for TF (Discrete: int32): same values
+    raw = {"pos": x["pos"].astype(np.float64), "cell": x["cell"].astype(np.int64)}
+    typed = NumpyModule(torso, observation_space=space)
+    typed.sync()
+    np.testing.assert_array_equal(typed(raw), np_torso(x))
+    np.testing.assert_allclose(typed(raw), _built(torso, x=to_tf_obs(space, raw)).numpy(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("space", [gym.spaces.Discrete(7), gym.spaces.Box(-1, 1, (3,), np.float64),
+                                   gym.spaces.MultiBinary(4)], ids=["discrete", "float64_box", "multibinary"])
+def test_observations_are_cast_like_the_tf_networks_get_them(space):
+    torso = make_torso(space, hidden=(8,))
+    raw = np.stack([space.sample() for _ in range(5)])
+    expected = _built(torso, x=to_tf_obs(space, raw)).numpy()
+    np_torso = NumpyModule(torso, observation_space=space)
+    np_torso.sync()
+    out = np_torso(raw)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+    untyped = NumpyModule(torso)  # without a space: float32, the old cast; the same numbers
+    untyped.sync()
+    np.testing.assert_array_equal(untyped(raw), out)
+
+
+@pytest.mark.parametrize("dueling", [False, True])
+def test_q_head_and_numpy_q_function_match_tf(dueling):
+    space = gym.spaces.Box(-1, 1, (4,), np.float32)
+
+    class QNet(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.torso, self.head = make_torso(space, hidden=(16,), activation="relu"), QHead(3, dueling=dueling)
+
+        def __call__(self, obs):
+            return self.head(self.torso(obs))
+
+    net = QNet()
+    x = RNG.normal(size=(10, 4)).astype(np.float32)
+    expected = net(tf.constant(x)).numpy()
+    q = numpy_q_function(net, space)  # synced at creation
+    np.testing.assert_allclose(q(x), expected, rtol=1e-5, atol=1e-5)
+    for v in q.variables:
+        v.assign(v * 0.5)
+    q.sync()
+    np.testing.assert_allclose(q(x), net(tf.constant(x)).numpy(), rtol=1e-5, atol=1e-5)
+    assert len(q.variables) == (6 if dueling else 4)
+
+    class CnnQ(QNet):
+        def __init__(self):
+            super().__init__()
+            self.torso = nature_cnn()
+
+    image = CnnQ()
+    image(tf.zeros([1, 36, 36, 1]))
+    assert numpy_q_function(image) is None  # no numpy convolution: the caller acts in TF
 
 
 def test_categorical_head_matches_tf():

@@ -40,6 +40,13 @@ def test_docstring_examples_run(package):
     assert attempted >= 5  # the examples exist and ran
 
 
+@pytest.mark.parametrize("name", ["tlrl.spaces", "tlrl.compiled", "tlrl.algorithms"])
+def test_spine_docstring_examples_run(name):
+    """The space boundary, the compiled-call path and the algorithm registry show their use in examples."""
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0 and result.attempted > 0, f"{name}: {result}"
+
+
 def test_setup_cfg_lists_every_subpackage():
     """A non-editable `pip install .` ships only listed packages: every folder with __init__.py must be listed."""
     import configparser
@@ -55,3 +62,8 @@ def test_setup_cfg_lists_every_subpackage():
                 rel = os.path.relpath(dirpath, os.path.join(root, folder))
                 package = name if rel == "." else name + "." + rel.replace(os.sep, ".")
                 assert package in listed, f"setup.cfg [options] packages lacks {package}"
+    folders = {"tlrl": "tlrl", "tlrl.algorithms": "algorithms", "tlrl.envs": "envs"}
+    for package in listed:  # and lists no package that is gone (pip install . would fail)
+        top = max((k for k in folders if package == k or package.startswith(k + ".")), key=len)
+        folder = os.path.join(root, folders[top], *package[len(top):].split(".")[1:])
+        assert os.path.isfile(os.path.join(folder, "__init__.py")), f"setup.cfg lists {package}, which does not exist"

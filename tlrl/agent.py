@@ -1,13 +1,21 @@
-"""`BaseAgent`: the plumbing every algorithm shares.
+"""`BaseAgent`: what every agent shares, and the public extension points an algorithm fills in.
 
-Env resolution and checking, seeding, hyperparameter validation, single vs
-batched `act`, `evaluate`, and `save`/`load` (config JSON + `tf.train.Checkpoint`
-+ `.npz` for numpy state; written to a temporary directory and swapped in, so
-a crash while saving leaves the previous save usable).
+Shared: env resolution and checking, seeding, hyperparameter validation, the training envs
+(`collector`), the counters, `learn` (through `tlrl.loop.train`), single vs batched `act`,
+`evaluate`, and `save`/`load` (config JSON + `tf.train.Checkpoint` + `.npz` for numpy state;
+written to a temporary directory and swapped in, so a crash while saving leaves the previous
+save usable).
 
-An algorithm subclass sets `Config` (a dataclass, one docstring line per field),
-implements `_check_spaces`, `_build`, `_act_batch`, `learn`, and lists what to
-save in `_trackables` (TF objects) and `_numpy_state` / `_set_numpy_state`.
+An algorithm (or a user's composed agent, see docs/compose.md) sets `Config` (a dataclass,
+one docstring line per field) and implements, all public:
+
+- construction: `check_spaces`, `build` (networks, optimizers, compiled update, `plan`, `store`);
+- acting (`tlrl.core.Actor`): `act_batch`, `explore`, optionally `observe`, `acting_variables`
+  and `weights_changed`;
+- learning (`tlrl.core.Learner`): `update(obs) -> metrics`, `trackables`, optionally
+  `numpy_state`/`set_numpy_state`;
+- the data path: `add(step, extras)` (default: into `self.store`), `cut_episodes`;
+- export: `policy_graph(obs)`, the deterministic policy in TF.
 """
 from __future__ import annotations
 
@@ -17,27 +25,42 @@ import json
 import os
 import shutil
 import tempfile
-from typing import Any, Callable, ClassVar, Dict, Mapping, Optional, Tuple, Type
+from typing import Any, Callable, ClassVar, Dict, List, Mapping, Optional, Sequence, Tuple, Type
 
 import gymnasium as gym
 import numpy as np
 import tensorflow as tf
 
-from tlrl.durable import fsync_dir, fsync_tree
-from tlrl.finite import check_env_step
+from tlrl.collector import Collector
+from tlrl.core import Callback, CollectPlan, Extras, Metrics, Observation, Transition
+from tlrl.durable import fsync_tree
+from tlrl.episodes import EpisodeTracker
 from tlrl.hyperparams import build_config
+from tlrl.saved_agent import AGENT_FILE, json_default, read_agent_meta, swap_in  # noqa: F401 - public names
 from tlrl.seeding import seed_everything
+from tlrl.spaces import batch_of_one, is_single_obs, to_env_action
 
-AGENT_FILE = "agent.json"
 CKPT_PREFIX = "ckpt/agent"
 STATE_FILE = "state.npz"
 
 
 class BaseAgent:
-    """Shared constructor, acting, evaluation and persistence of tlrl agents."""
+    """Shared constructor, training, acting, evaluation and persistence of tlrl agents.
+
+    Attributes:
+        config: the validated hyperparameters (an instance of `Config`).
+        observation_space, action_space: the spaces of one env.
+        n_envs: training envs stepped together (`config.n_envs` when the config has it, else 1).
+        rng: the numpy generator everything random on the numpy side draws from (seeded).
+        collector: the training envs and their current observations (`tlrl.collector.Collector`).
+        plan: the algorithm's schedule (`tlrl.core.CollectPlan`), set by `build`.
+        store: where collected steps go by default (a replay buffer store), or None.
+        episode_tracker: returns/lengths of the training episodes.
+        num_timesteps, vector_steps, n_updates: env steps, vector steps and gradient steps so far;
+        total_timesteps: `num_timesteps` at the end of the current `learn` call (for `progress`).
+    """
 
     Config: ClassVar[Type] = None  # set by subclasses
-    #: Number of training envs is read from `config.n_envs` when the config has it.
 
     def __init__(self, env, *, seed: Optional[int] = None, env_kwargs: Optional[Dict[str, Any]] = None,
                  **hyperparameters):
@@ -47,117 +70,202 @@ class BaseAgent:
         self.rng = seed_everything(seed)
         self.tf_rng = tf.random.Generator.from_seed(0 if seed is None else seed) if seed is not None \
             else tf.random.Generator.from_non_deterministic_state()
-        self.num_timesteps = 0
+        self.num_timesteps = self.vector_steps = self.n_updates = self.total_timesteps = 0
         self.n_envs = int(getattr(self.config, "n_envs", 1))
-        probe = self._make_single_env()
+        probe = self.make_env()
         self.observation_space: gym.Space = probe.observation_space
         self.action_space: gym.Space = probe.action_space
-        self._check_spaces(self.observation_space, self.action_space)
+        self.check_spaces(self.observation_space, self.action_space)
         from tlrl.envs import check_env
 
         check_env(probe)
         self._probe_env = probe
-        self.env = None  # the training vector env, created by `learn` on first use
-        self._build()
+        self._evaluation_env: Optional[gym.Env] = None
+        self.episode_tracker = EpisodeTracker(self.n_envs)
+        self.collector = Collector(self)
+        self.store = None
+        self.plan = CollectPlan(steps=1)
+        self.build()
 
-    # ----- to implement -------------------------------------------------
-    def _check_spaces(self, observation_space: gym.Space, action_space: gym.Space) -> None:
+    # ----- extension points: construction ---------------------------------------------------
+    def check_spaces(self, observation_space: gym.Space, action_space: gym.Space) -> None:
         """Raise TypeError naming the space if the algorithm cannot handle it."""
 
-    def _build(self) -> None:
-        """Create networks and optimizers (eagerly, so nothing is created inside a compiled function)."""
-        raise NotImplementedError
+    def build(self) -> None:
+        """Create networks and optimizers eagerly (nothing is created inside a compiled function), the compiled
+        update, `self.plan` and, for replay agents, `self.store`."""
+        raise NotImplementedError(f"{type(self).__name__} must implement build()")
 
-    def _act_batch(self, obs, deterministic: bool) -> np.ndarray:
-        """Actions for a batch of observations (leading batch dimension)."""
-        raise NotImplementedError
+    # ----- extension points: acting (tlrl.core.Actor) --------------------------------------
+    def act_batch(self, obs: Observation, deterministic: bool) -> np.ndarray:
+        """Actions for a batch of observations (leading batch dimension), as the env takes them."""
+        raise NotImplementedError(f"{type(self).__name__} must implement act_batch(obs, deterministic)")
 
-    def learn(self, total_steps: int, callback: Optional[Callable[..., Any]] = None) -> "BaseAgent":
-        raise NotImplementedError
+    def explore(self, obs: Observation) -> Tuple[np.ndarray, Extras]:
+        """Behaviour actions for the training envs' current observations (one call for all envs), as the env
+        takes them, and the extras `add` stores with them."""
+        raise NotImplementedError(f"{type(self).__name__} must implement explore(obs)")
 
-    def _trackables(self) -> Dict[str, Any]:
+    def observe(self, obs: Observation) -> Observation:
+        """New observations of the training envs as acting and storage see them (called once per observation;
+        e.g. normalized, updating the statistics). Default: unchanged."""
+        return obs
+
+    def acting_variables(self) -> List[tf.Variable]:
+        """The variables acting reads (what remote actors receive through `get_weights`)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement acting_variables() to act remotely")
+
+    def weights_changed(self) -> None:
+        """Called after the acting variables changed outside `update` (a load, `set_weights`): refresh copies."""
+
+    def constant_exploration(self, level: float) -> Dict[str, Any]:
+        """Hyperparameters that make a copy of this agent explore at the constant `level` in [0, 1] (Ape-X gives
+        each actor its own; DQN: epsilon). Default {}: the agent has no such level."""
+        return {}
+
+    def get_weights(self) -> List[np.ndarray]:
+        """The acting variables' values, in `acting_variables` order."""
+        return [v.numpy() for v in self.acting_variables()]
+
+    def set_weights(self, weights: Sequence[np.ndarray]) -> None:
+        """Assign `weights` (in `acting_variables` order) to the acting variables."""
+        variables = self.acting_variables()
+        if len(weights) != len(variables):
+            raise ValueError(f"set_weights got {len(weights)} arrays for {len(variables)} acting variables")
+        for v, w in zip(variables, weights):
+            v.assign(w)
+        self.weights_changed()
+
+    # ----- extension points: learning (tlrl.core.Learner) ----------------------------------
+    def update(self, obs: Optional[Observation]) -> Metrics:
+        """One training phase on the stored data; returns metrics as floats (every loss term).
+
+        `obs` are the training envs' current observations (None when the envs are remote)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement update(obs)")
+
+    def trackables(self) -> Dict[str, Any]:
         """TF objects saved in the checkpoint (networks, optimizers, counters)."""
         return {}
 
-    def _numpy_state(self) -> Dict[str, np.ndarray]:
-        """Extra numpy state saved with the agent (normalizers, buffers are saved separately)."""
+    def numpy_state(self) -> Dict[str, np.ndarray]:
+        """Extra numpy state saved with the agent (normalizers, noise; the store saves itself)."""
         return {}
 
-    def _set_numpy_state(self, state: Mapping[str, np.ndarray]) -> None:
-        pass
+    def set_numpy_state(self, state: Mapping[str, np.ndarray]) -> None:
+        """Restore what `numpy_state` returned."""
 
-    def _save_extra(self, directory: str) -> None:
-        """Write extra files (e.g. the replay buffer) into the save directory."""
+    # ----- extension points: the data path -----------------------------------------------
+    def add(self, step: Transition, extras: Extras) -> None:
+        """Store one collected vector step (`tlrl.core.Store`). Default: into `self.store`."""
+        if self.store is None:
+            raise NotImplementedError(f"{type(self).__name__} has no store: set self.store in build() or "
+                                      f"implement add(step, extras)")
+        self.store.add(step, extras)
 
-    def _load_extra(self, directory: str) -> None:
-        pass
+    def cut_episodes(self) -> None:
+        """End the running training episodes here (at a checkpoint): the envs are closed, the next step starts
+        fresh ones seeded from `rng`, and the store marks the cut, so a run resumed here continues exactly."""
+        self.collector.close()
+        self.episode_tracker.returns[:] = 0
+        self.episode_tracker.lengths[:] = 0
+        if self.store is not None:
+            self.store.cut()
 
-    # ----- envs -----------------------------------------------------------
-    def _make_single_env(self, render_mode: Optional[str] = None) -> gym.Env:
+    # ----- extension points: export ------------------------------------------------------------
+    def policy_graph(self, obs) -> tf.Tensor:
+        """The deterministic policy in TF, for export: `obs` a batch of raw observations in the dtypes of
+        `tlrl.spaces.obs_signature`; returns actions as the env takes them. Reads only variables reachable from
+        `trackables()`."""
+        raise NotImplementedError(f"{type(self).__name__} must implement policy_graph(obs) to be exported")
+
+    # ----- training -------------------------------------------------------------------------
+    @property
+    def progress(self) -> float:
+        """Training progress in [0, 1] of the current `learn` call (SB3 convention: num_timesteps / total)."""
+        return min(self.num_timesteps / max(self.total_timesteps, 1), 1.0)
+
+    def learn(self, total_steps: int, callback: Optional[Callback] = None) -> "BaseAgent":
+        """Train for `total_steps` more env steps (counted over all envs) in `tlrl.loop.train`.
+
+        `callback(agent, info)` is called at every boundary of the loop (after each update; off-policy
+        agents also every `train_freq` vector steps before `learning_starts`, with empty metrics), `info`
+        holding `num_timesteps`, `metrics` (every loss term, `steps_per_second`), `episode_returns` (of
+        episodes finished since the previous call), `progress` and `n_updates`; returning False stops.
+        """
+        from tlrl.loop import train
+
+        return train(self, total_steps, callback)
+
+    def worker_source(self, backend: Optional[str], **options: Any) -> Any:
+        """The `tlrl.loop` source that trains this agent with workers of its own (A3C's gradient workers) on
+        `backend` ("sync", "thread", "process", "ray"; None: the agent's default), with `tlrl.runner.Runner`
+        options (`workers`, `max_worker_restarts`, `worker_timeout`, `ray_address`; an unknown one: TypeError).
+        Default None: no workers of its own (a replay agent runs with Ape-X actors instead)."""
+        return None
+
+    def close(self) -> None:
+        """Close the training envs (and stop workers an agent runs)."""
+        self.collector.close()
+
+    # ----- envs ---------------------------------------------------------------------------
+    def make_env(self, render_mode: Optional[str] = None) -> gym.Env:
+        """One env of the agent's spec (the instance itself when the agent was given one)."""
         from tlrl.envs import make_env
 
         if isinstance(self.env_spec, gym.Env):
             return self.env_spec
         return make_env(self.env_spec, self.env_kwargs, render_mode=render_mode)
 
-    def _make_vector_env(self, n_envs: int, seed: Optional[int]) -> gym.vector.VectorEnv:
+    def make_vector_env(self, n_envs: int, seed: Optional[int], asynchronous: bool = False) -> gym.vector.VectorEnv:
+        """`n_envs` envs of the agent's spec in one vector env (subprocesses with `asynchronous`)."""
         from tlrl.envs import make_vector_env
 
         if isinstance(self.env_spec, gym.Env):
-            if n_envs != 1:
+            if n_envs != 1 or asynchronous:
                 raise ValueError(
-                    f"{type(self).__name__} needs {n_envs} envs but was given one env instance; pass an env id, "
-                    f"'package.module:Class' or a factory callable instead so copies can be made."
+                    f"{type(self).__name__} needs {n_envs} envs{' in subprocesses' if asynchronous else ''} but was "
+                    f"given one env instance; pass an env id, 'package.module:Class' or a factory callable instead "
+                    f"so copies can be made."
                 )
             return make_vector_env(lambda: self.env_spec, 1, seed=seed)
-        return make_vector_env(self.env_spec, n_envs, seed=seed, kwargs=self.env_kwargs)
+        return make_vector_env(self.env_spec, n_envs, seed=seed, kwargs=self.env_kwargs, asynchronous=asynchronous)
 
-    def _ensure_train_env(self) -> gym.vector.VectorEnv:
-        if self.env is None:
-            env_seed = None if self.seed is None else int(self.rng.integers(0, 2**31 - 1))
-            self.env = self._make_vector_env(self.n_envs, env_seed)
-            self._obs, _ = self.env.reset(seed=env_seed)
-            check_env_step(self.env, int(self.num_timesteps), self._obs, np.zeros(0, np.float32))  # first observations
-        return self.env
+    def set_collector(self, collector: Collector) -> None:
+        """Collect with `collector` from now on (e.g. envs in subprocesses); the current envs are closed."""
+        self.collector.close()
+        self.collector = collector
 
-    # ----- acting ---------------------------------------------------------
-    def _is_single(self, obs) -> bool:
-        space = self.observation_space
-        if isinstance(space, gym.spaces.Dict):
-            key = next(iter(space.spaces))
-            return np.shape(obs[key]) == space.spaces[key].shape
-        return np.shape(obs) == space.shape
-
+    # ----- acting -------------------------------------------------------------------------
     def act(self, obs, deterministic: bool = False) -> np.ndarray:
         """Actions for one observation or a batch (leading dimension) of them.
 
         A single observation gives a single action; a batch gives a batch.
         """
-        if self._is_single(obs):
-            batched = {k: np.asarray(v)[None] for k, v in obs.items()} if isinstance(obs, Mapping) \
-                else np.asarray(obs)[None]
-            return self._act_batch(batched, deterministic)[0]
-        return self._act_batch(obs, deterministic)
+        if is_single_obs(self.observation_space, obs):
+            return self.act_batch(batch_of_one(obs), deterministic)[0]
+        return self.act_batch(obs, deterministic)
 
     def evaluate(self, episodes: int = 10, deterministic: bool = True, seed: Optional[int] = None) -> Tuple[float, float]:
         """Mean and std of the undiscounted return over `episodes` full episodes on a separate env."""
         if episodes <= 0:
             raise ValueError(f"episodes must be positive, got {episodes}")
-        env = self._eval_env()
+        env = self.evaluation_env()
         base = (seed if seed is not None else (self.seed or 0) + 10_000)
         returns = []
         for i in range(episodes):
             obs, _ = env.reset(seed=base + i)
             done, total = False, 0.0
             while not done:
-                obs, reward, terminated, truncated, _ = env.step(self._to_env_action(self.act(obs, deterministic)))
+                obs, reward, terminated, truncated, _ = env.step(to_env_action(self.action_space,
+                                                                               self.act(obs, deterministic)))
                 total += float(reward)
                 done = terminated or truncated
             returns.append(total)
         return float(np.mean(returns)), float(np.std(returns))
 
-    def _eval_env(self) -> gym.Env:
-        if getattr(self, "_evaluation_env", None) is None:
+    def evaluation_env(self) -> gym.Env:
+        """The separate env `evaluate` runs on (made once)."""
+        if self._evaluation_env is None:
             if isinstance(self.env_spec, gym.Env):
                 try:
                     self._evaluation_env = copy.deepcopy(self.env_spec)
@@ -167,20 +275,22 @@ class BaseAgent:
                         f"({exc}). Pass an env id or factory instead of an instance."
                     ) from exc
             else:
-                self._evaluation_env = self._make_single_env()
+                self._evaluation_env = self.make_env()
         return self._evaluation_env
 
-    def _to_env_action(self, action: np.ndarray):
-        """Convert a policy action to what env.step expects (clip Box actions to bounds)."""
-        if isinstance(self.action_space, gym.spaces.Box):
-            return np.clip(action, self.action_space.low, self.action_space.high).astype(self.action_space.dtype)
-        if isinstance(self.action_space, gym.spaces.Discrete):
-            return int(action)
-        return np.asarray(action, dtype=self.action_space.dtype)
-
     # ----- persistence ----------------------------------------------------
+    def save_files(self, directory: str) -> None:
+        """Write files beyond the checkpoint into a save directory. Default: the store's (the replay buffer)."""
+        if self.store is not None:
+            self.store.save(directory)
+
+    def load_files(self, directory: str) -> None:
+        """Read what `save_files` wrote."""
+        if self.store is not None:
+            self.store.load(directory)
+
     def _checkpoint(self) -> tf.train.Checkpoint:
-        return tf.train.Checkpoint(tf_rng=self.tf_rng, **self._trackables())
+        return tf.train.Checkpoint(tf_rng=self.tf_rng, **self.trackables())
 
     def _config_dict(self) -> Dict[str, Any]:
         out = {}
@@ -216,14 +326,15 @@ class BaseAgent:
         tmp = tempfile.mkdtemp(prefix=".tmp-save-", dir=parent)
         try:
             with open(os.path.join(tmp, AGENT_FILE), "w") as fh:
-                json.dump(meta, fh, indent=2, default=_json_default)
+                json.dump(meta, fh, indent=2, default=json_default)
             self._checkpoint().write(os.path.join(tmp, CKPT_PREFIX))
-            state = dict(self._numpy_state())
+            state = dict(self.numpy_state())
+            state["__counters__"] = np.array([self.vector_steps, self.n_updates, self.total_timesteps], np.int64)
             state["__rng__"] = np.array(json.dumps(self.rng.bit_generator.state))
             np.savez(os.path.join(tmp, STATE_FILE), **state)
-            self._save_extra(tmp)
+            self.save_files(tmp)
             fsync_tree(tmp)  # every file and folder on disk before the new save takes the old one's place
-            _swap_in(tmp, path)
+            swap_in(tmp, path)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -272,56 +383,9 @@ class BaseAgent:
         except (OSError, ValueError) as exc:
             raise ValueError(f"Cannot read {os.path.join(path, STATE_FILE)}: {exc}") from None
         self.rng.bit_generator.state = json.loads(str(state.pop("__rng__")))
-        self._set_numpy_state(state)
+        if "__counters__" in state:
+            self.vector_steps, self.n_updates, self.total_timesteps = (int(x) for x in state.pop("__counters__"))
+        self.set_numpy_state(state)
         self.num_timesteps = int(meta["num_timesteps"])
-        self._load_extra(path)
-
-
-def read_agent_meta(path: str) -> Dict[str, Any]:
-    """Read and check `agent.json` of a saved agent, with a clear error if it is missing or corrupt."""
-    file = os.path.join(path, AGENT_FILE)
-    if not os.path.isfile(file):
-        raise FileNotFoundError(f"No saved agent at {path}: {AGENT_FILE} is missing")
-    try:
-        with open(file) as fh:
-            meta = json.load(fh)
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{file} is corrupt ({exc}); the save is unusable") from None
-    if not isinstance(meta, dict):
-        raise ValueError(f"{file} holds a {type(meta).__name__}, not a mapping; it was not written by tlrl's save()")
-    missing = [k for k in ("algo", "config", "env", "seed", "num_timesteps") if k not in meta]
-    if missing:
-        raise ValueError(f"{file} lacks {missing}; it was not written by tlrl's save()")
-    meta.setdefault("env_kwargs", {})
-    meta.setdefault("callables_not_saved", [])
-    expected = {"algo": (str,), "config": (dict,), "env": (str, type(None)), "env_kwargs": (dict,),
-                "seed": (int, type(None)), "num_timesteps": (int,), "callables_not_saved": (list,)}
-    words = {str: "a string", dict: "a mapping", int: "an integer", list: "a list", type(None): "null"}
-    for key, types in expected.items():
-        value = meta[key]
-        if isinstance(value, bool) or not isinstance(value, types):
-            raise ValueError(f"{file}: {key!r} must be {' or '.join(words[t] for t in types)}, got {value!r}; the "
-                             f"file was edited or not written by tlrl's save()")
-    return meta
-
-
-def _json_default(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"cannot save {type(value).__name__} in agent.json")
-
-
-def _swap_in(tmp: str, path: str) -> None:
-    """Replace directory `path` by `tmp` with renames only (the old one survives until the new is in place);
-    `tmp` must already be fsynced (`fsync_tree`)."""
-    old = None
-    if os.path.exists(path):
-        old = path + ".old"
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(path, old)
-    os.replace(tmp, path)
-    fsync_dir(os.path.dirname(path))  # the renames are durable before the old save goes
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        self.load_files(path)
+        self.weights_changed()  # numpy copies of the networks act with the restored weights

@@ -36,7 +36,9 @@ import tempfile
 import zipfile
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
+from tlrl.config_schema import plain
 from tlrl.durable import fsync_dir, no_space_reason, write_text
+from tlrl.saved_agent import json_default
 
 AGENT_DIR = "agent"
 RUN_STATE = "run_state.json"
@@ -147,7 +149,7 @@ class CheckpointManager:
             tmp = tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=self.directory)
             agent.save(os.path.join(tmp, AGENT_DIR))  # fsyncs its files and folders, and `tmp`
             state = {"step": step, "algo": type(agent).__name__, "format": 1, **dict(run_state)}
-            write_text(os.path.join(tmp, RUN_STATE), json.dumps(state, indent=2, default=_json_default))
+            write_text(os.path.join(tmp, RUN_STATE), json.dumps(state, indent=2, default=json_default))
             if os.path.exists(final):  # same step saved twice (e.g. Ctrl-C right at a checkpoint)
                 old = final + ".old"
                 shutil.rmtree(old, ignore_errors=True)
@@ -258,11 +260,11 @@ def _check_agrees_with_config(path: str, meta: Dict[str, Any], agent_cls, run_co
         problems.append(f"agent.json says the functions {meta['callables_not_saved']} were not saved, but the "
                         f"run's hyperparameters in config.yaml are plain values")
     config = build_config(agent_cls.Config, agent_cls.__name__, dict(run_config.hyperparameters))
-    expected = {f.name: _plain(getattr(config, f.name)) for f in dataclasses.fields(config)}
+    expected = {f.name: plain(getattr(config, f.name)) for f in dataclasses.fields(config)}
     # an agent.json written before a hyperparameter existed lacks it: the class default is what it ran with
     saved = {**_defaults(agent_cls.Config), **meta["config"]}
     differ = sorted(k for k in set(expected) | set(saved)
-                    if not callable(expected.get(k)) and _plain(saved.get(k)) != expected.get(k))
+                    if not callable(expected.get(k)) and plain(saved.get(k)) != expected.get(k))
     if differ:
         problems.append("hyperparameters " + ", ".join(f"{k}={saved.get(k)!r} in agent.json, {expected.get(k)!r} "
                                                          f"in config.yaml" for k in differ))
@@ -277,26 +279,8 @@ def _defaults(config_cls) -> Dict[str, Any]:
     out = {}
     for f in dataclasses.fields(config_cls):
         if f.default is not dataclasses.MISSING:
-            out[f.name] = _plain(f.default)
+            out[f.name] = plain(f.default)
         elif f.default_factory is not dataclasses.MISSING:
-            out[f.name] = _plain(f.default_factory())
+            out[f.name] = plain(f.default_factory())
     return out
 
-
-def _plain(value):
-    """Tuples as lists, recursively, as they read back from JSON."""
-    if isinstance(value, (tuple, list)):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
-
-
-def _json_default(value):
-    import numpy as np
-
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"cannot save {type(value).__name__} in {RUN_STATE}")

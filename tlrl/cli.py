@@ -184,13 +184,14 @@ def _evaluate_with_video(agent, run_dir: str, episodes: int, deterministic: bool
     from gymnasium.wrappers import RecordVideo
 
     from tlrl.run_dir import RunError
+    from tlrl.spaces import to_env_action
 
     try:
         import moviepy  # noqa: F401 - RecordVideo writes mp4 files through moviepy
     except ImportError:
         raise RunError(f"--video needs moviepy to write mp4 files: {VIDEO_PIP} (or pip install moviepy)") from None
     try:
-        env = agent._make_single_env(render_mode="rgb_array")
+        env = agent.make_env(render_mode="rgb_array")
     except Exception as exc:  # noqa: BLE001 - any env failure here means no rgb_array rendering
         raise RunError(f"--video needs an env that renders with render_mode='rgb_array': {exc}") from None
     if env.render_mode != "rgb_array":
@@ -206,7 +207,8 @@ def _evaluate_with_video(agent, run_dir: str, episodes: int, deterministic: bool
             obs, _ = env.reset(seed=base + i)
             done, total = False, 0.0
             while not done:
-                obs, reward, terminated, truncated, _ = env.step(agent._to_env_action(agent.act(obs, deterministic)))
+                action = to_env_action(agent.action_space, agent.act(obs, deterministic))
+                obs, reward, terminated, truncated, _ = env.step(action)
                 total += float(reward)
                 done = terminated or truncated
             returns.append(total)

@@ -4,7 +4,7 @@ A run config is a YAML mapping (read with `yaml.safe_load`: no code in a data fi
 
 .. code-block:: yaml
 
-    algo: ppo                      # a name of tlrl.algorithms.REGISTRY
+    algo: ppo                      # a name of tlrl.algorithms.REGISTRY, or "package.module:Class" (an agent class)
     env:
       id: CartPole-v1              # a registered Gymnasium id, or "package.module:Class"
       kwargs: {}                   # passed to the env constructor
@@ -37,18 +37,19 @@ from __future__ import annotations
 import collections.abc
 import dataclasses
 import difflib
+import math
 import typing
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 import yaml
 
-from tlrl.config_schema import (_SECTIONS, CheckpointConfig, ConfigError, EnvConfig, EvalConfig,  # noqa: F401
-                                 LogConfig, Path, RunConfig, RunnerConfig, _Places, _plain, schema_doc)
-from tlrl.hyperparams import _describe, _matches, build_config
+from tlrl.config_schema import (SECTIONS, CheckpointConfig, ConfigError, EnvConfig, EvalConfig,  # noqa: F401
+                                 LogConfig, Path, RunConfig, RunnerConfig, Places, plain, schema_doc)
+from tlrl.hyperparams import describe, matches, build_config
 
 
 # ----- where each key is: line numbers from yaml's node marks ---------------------------------------------
-def _index_nodes(node, path: Path, places: _Places) -> None:
+def _index_nodes(node, path: Path, places: Places) -> None:
     if isinstance(node, yaml.MappingNode):
         seen = {}
         for key_node, value_node in node.value:
@@ -105,7 +106,7 @@ def _fix_floats(value):
     return value
 
 
-def _apply_set(data: Dict[str, Any], path: Path, value: Any, places: _Places) -> None:
+def _apply_set(data: Dict[str, Any], path: Path, value: Any, places: Places) -> None:
     top = {f.name for f in dataclasses.fields(RunConfig)}
     if path[0] not in top:
         path = ("hyperparameters",) + path
@@ -140,7 +141,7 @@ def load_config(path: str, overrides: Sequence[str] = (), *, seed: Optional[int]
 def load_config_text(text: str, source: str = "<config>", overrides: Sequence[str] = (), *,
                      seed: Optional[int] = None, check_env: bool = True) -> RunConfig:
     """Like `load_config`, from YAML text; `source` names it in messages."""
-    places = _Places(source)
+    places = Places(source)
     try:
         root = yaml.compose(text)
         data = yaml.safe_load(text)
@@ -165,7 +166,7 @@ def load_config_text(text: str, source: str = "<config>", overrides: Sequence[st
     if isinstance(data.get("env"), str):  # shorthand: env: CartPole-v1
         data["env"] = {"id": data["env"]}
     config = _build(RunConfig, data, (), places)
-    config._places = places
+    config.places = places
     _check_algorithm(config, places)
     if check_env:
         check_env_id(config.env.id, places)
@@ -174,10 +175,10 @@ def load_config_text(text: str, source: str = "<config>", overrides: Sequence[st
 
 def config_from_dict(data: Mapping[str, Any], source: str = "<config>", *, check_env: bool = True) -> RunConfig:
     """Validate an already-parsed config mapping (e.g. a run's `config.yaml`)."""
-    return load_config_text(yaml.safe_dump(_plain(dict(data)), sort_keys=False), source, check_env=check_env)
+    return load_config_text(yaml.safe_dump(plain(dict(data)), sort_keys=False), source, check_env=check_env)
 
 
-def _build(cls, data: Any, path: Path, places: _Places):
+def _build(cls, data: Any, path: Path, places: Places):
     name = ".".join(path) or "the config"
     if data is None:
         data = {}
@@ -199,14 +200,14 @@ def _build(cls, data: Any, path: Path, places: _Places):
         if fname not in data:
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 raise places.error(path, f"missing required key {'.'.join(fpath)!r}: {f.metadata['doc']}")
-            if fname in _SECTIONS and path == ():
-                values[fname] = _build(_SECTIONS[fname], {}, fpath, places)
+            if fname in SECTIONS and path == ():
+                values[fname] = _build(SECTIONS[fname], {}, fpath, places)
             continue
         value = data[fname]
-        if fname in _SECTIONS and path == ():
-            values[fname] = _build(_SECTIONS[fname], value, fpath, places)
+        if fname in SECTIONS and path == ():
+            values[fname] = _build(SECTIONS[fname], value, fpath, places)
             continue
-        if not _matches(value, hints[fname]):
+        if not matches(value, hints[fname]):
             raise places.error(fpath, f"{'.'.join(fpath)} must be {_type_words(hints[fname])}, got {value!r}. "
                                       f"({f.metadata['doc']})")
         low = f.metadata.get("min")
@@ -239,20 +240,27 @@ def _type_words(hint) -> str:
         return "a function (not possible in a YAML file)"
     if origin is typing.Literal:
         return "one of " + ", ".join(repr(a) for a in args)
-    return _describe(hint)
+    return describe(hint)
 
 
 # ----- cross checks: algorithm, hyperparameters, runner, env ---------------------------------------------------
-def _check_algorithm(config: RunConfig, places: _Places) -> None:
-    from tlrl.algorithms import REGISTRY, get_algorithm
+def _check_algorithm(config: RunConfig, places: Places) -> None:
+    """Resolve `algo` (a registered name, or 'package.module:Class' naming a `tlrl.agent.BaseAgent` subclass:
+    `tlrl.algorithms.get_algorithm`, the same code that builds the agent) and check the hyperparameters."""
+    from tlrl.algorithms import REGISTRY, AlgorithmSpecError, get_algorithm
 
-    if config.algo.lower() not in REGISTRY:
-        close = difflib.get_close_matches(config.algo.lower(), REGISTRY, n=3)
-        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-        raise places.error(("algo",), f"unknown algorithm {config.algo!r}.{hint} Available: {', '.join(sorted(REGISTRY))}")
-    config.algo = config.algo.lower()
+    if ":" not in config.algo:
+        if config.algo.lower() not in REGISTRY:
+            close = difflib.get_close_matches(config.algo.lower(), REGISTRY, n=3)
+            hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+            raise places.error(("algo",), f"unknown algorithm {config.algo!r}.{hint} Available: "
+                                          f"{', '.join(sorted(REGISTRY))}, or 'package.module:Class' naming your own "
+                                          f"agent class (a subclass of tlrl.agent.BaseAgent)")
+        config.algo = config.algo.lower()
     try:
         cls = get_algorithm(config.algo)
+    except AlgorithmSpecError as exc:
+        raise places.error(("algo",), f"algo: {exc}") from None
     except ImportError as exc:
         raise places.error(("algo",), f"algorithm {config.algo!r} is registered but cannot be imported ({exc})") from None
     _apply_runner(config, cls, places)
@@ -267,7 +275,7 @@ def _check_algorithm(config: RunConfig, places: _Places) -> None:
             raise places.error(kpath, f"{cls.__name__} has no hyperparameter {key!r}.{hint} "
                                       f"Valid: {', '.join(sorted(fields))}")
         hint = hints[key]
-        if not _matches(value, hint):
+        if not matches(value, hint):
             raise places.error(kpath, f"{cls.__name__} hyperparameter {key!r} must be {_type_words(hint)}, "
                                       f"got {value!r}")
     try:
@@ -278,45 +286,70 @@ def _check_algorithm(config: RunConfig, places: _Places) -> None:
         raise places.error(path, f"{exc}") from None
 
 
-def _apply_runner(config: RunConfig, cls, places: _Places) -> None:
-    fields = {f.name: f for f in dataclasses.fields(cls.Config)}
-    runner, hyper = config.runner, config.hyperparameters
-    if runner.workers is not None:
-        if "n_workers" not in fields:
-            raise places.error(("runner", "workers"), f"runner.workers is not supported by {cls.__name__} yet "
-                                                      f"(only algorithms with n_workers, e.g. a3c, take it); remove it "
-                                                      f"or use hyperparameters.n_envs for parallel envs")
+def _apply_runner(config: RunConfig, cls, places: Places) -> None:
+    """Check the runner section against what `cls` can run (`tlrl.runner.Runner.from_config` builds the runner):
+    an agent with workers of its own (A3C: it overrides `worker_source`) takes `runner.workers` as its
+    `n_workers` hyperparameter; a replay agent (its Config an `OffPolicyConfig`: dqn, ddpg, td3) runs Ape-X
+    actors with a backend other than 'sync' or more than one worker; any agent runs its own loop otherwise."""
+    from tlrl.agent import BaseAgent
+    from tlrl.off_policy import OffPolicyConfig
+
+    runner, hyper, name = config.runner, config.hyperparameters, cls.__name__
+    values = dataclasses.asdict(runner)
+
+    def fail(key: str, message: str) -> ConfigError:
+        return places.error(("runner", key), message)
+
+    own = cls.worker_source is not BaseAgent.worker_source
+    actors = not own and issubclass(cls.Config, OffPolicyConfig)
+    with_workers = own or (actors and (runner.backend not in (None, "sync") or (runner.workers or 1) > 1))
+    how = ("its own workers" if own else "Ape-X actors") if with_workers else "its own loop, without workers"
+    if not own and not actors:
+        if runner.workers is not None:
+            raise fail("workers", f"runner.workers is not supported by {name}: it has no workers (a3c has gradient "
+                                  f"workers; dqn, ddpg, td3 train with Ape-X actors); remove it, or use "
+                                  f"hyperparameters.n_envs for parallel envs")
+        if runner.backend not in (None, "sync"):
+            raise fail("backend", f"runner.backend {runner.backend!r} is not supported by {name}: it runs its vector "
+                                  f"env synchronously in its own loop; use 'sync' or null (and runner.async_envs: true "
+                                  f"to step its envs in subprocesses)")
+    if runner.async_envs and with_workers:
+        raise fail("async_envs", f"runner.async_envs applies to an algorithm's own loop, but {name} trains with {how} "
+                                 f"here (runner.backend {runner.backend!r}, runner.workers {runner.workers}); remove it")
+    apex = [k for k in ("block_steps", "pull_every", "exploration") if values[k] is not None]
+    if apex and not (actors and with_workers):
+        raise fail(apex[0], f"runner.{apex[0]} is an Ape-X option (dqn, ddpg, td3 with runner.backend 'thread', "
+                            f"'process' or 'ray', or runner.workers > 1), but {name} trains with {how} here; remove it")
+    for key in ("max_worker_restarts", "worker_timeout", "ray_address"):
+        if values[key] is not None and not with_workers:
+            raise fail(key, f"runner.{key} applies to workers, but {name} trains with {how} here (runner.backend "
+                            f"{runner.backend!r}, runner.workers {runner.workers}); remove it")
+    timeout = runner.worker_timeout
+    if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
+        raise fail("worker_timeout", f"runner.worker_timeout must be a positive number of seconds, got {timeout!r} "
+                                     f"(null: the default)")
+    if runner.ray_address is not None and runner.backend != "ray":
+        raise fail("ray_address", f"runner.ray_address applies to runner.backend 'ray', got backend "
+                                  f"{runner.backend!r}; set runner.backend: ray or remove it")
+    if not own:
+        return
+    fields = {f.name for f in dataclasses.fields(cls.Config)}
+    if runner.workers is not None and "n_workers" in fields:  # built with that many workers
         if "n_workers" in hyper and hyper["n_workers"] != runner.workers:
-            raise places.error(("runner", "workers"), f"runner.workers={runner.workers} contradicts "
-                                                      f"hyperparameters.n_workers={hyper['n_workers']}; set one")
+            raise fail("workers", f"runner.workers={runner.workers} contradicts hyperparameters.n_workers="
+                                  f"{hyper['n_workers']}; set one")
         hyper["n_workers"] = runner.workers
-    if runner.backend is not None:
-        if "backend" in fields:
-            if "backend" in hyper and hyper["backend"] != runner.backend:
-                raise places.error(("runner", "backend"), f"runner.backend={runner.backend!r} contradicts "
-                                                          f"hyperparameters.backend={hyper['backend']!r}; set one")
-            hyper["backend"] = runner.backend
-        elif "n_workers" in fields:  # A3C: 1 worker runs inline (sync), more run on threads
-            workers = hyper.get("n_workers", fields["n_workers"].default)
-            if runner.backend not in ("sync", "thread"):
-                raise places.error(("runner", "backend"), f"runner.backend {runner.backend!r} is not supported by "
-                                                          f"{cls.__name__} yet; use 'thread' (or 'sync' with 1 worker)")
-            if runner.backend == "sync" and workers != 1:
-                raise places.error(("runner", "backend"), f"runner.backend 'sync' runs one worker, but "
-                                                          f"{cls.__name__} has n_workers={workers}; use 'thread' or "
-                                                          f"runner.workers: 1")
-        elif runner.backend != "sync":
-            raise places.error(("runner", "backend"), f"runner.backend {runner.backend!r} is not supported by "
-                                                      f"{cls.__name__}: it runs its vector env synchronously; use 'sync' "
-                                                      f"or null")
+    for key in ("backend", "max_worker_restarts", "worker_timeout", "ray_address"):  # the runner's, per run
+        if values[key] is not None and key in hyper and hyper[key] != values[key]:
+            raise fail(key, f"runner.{key}={values[key]!r} contradicts hyperparameters.{key}={hyper[key]!r}; set one")
 
 
-def check_env_id(env_id: str, places: Optional[_Places] = None) -> None:
+def check_env_id(env_id: str, places: Optional[Places] = None) -> None:
     """Fail with close matches unless `env_id` is a registered id or 'package.module:Class' naming a
     gymnasium.Env subclass; the check is `tlrl.envs.resolve_env_id`, the same code that builds the env."""
     from tlrl.envs import EnvSpecError, resolve_env_id
 
-    places = places or _Places("<config>")
+    places = places or Places("<config>")
     try:
         resolve_env_id(env_id)
     except EnvSpecError as exc:

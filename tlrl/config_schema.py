@@ -8,7 +8,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, ClassVar, Dict, List, Literal, Optional, Sequence, Tuple
 
 from tlrl.step_limits import MAX_STEPS, MAX_STEPS_WORDS
 
@@ -19,7 +19,7 @@ class ConfigError(ValueError):
     """A run config that cannot be used; the message names the key, its place and the fix."""
 
 
-class _Places:
+class Places:
     """Maps key paths to 'FILE, line N' (or '--set' for overridden keys)."""
 
     def __init__(self, source: str):
@@ -68,9 +68,30 @@ class CheckpointConfig:
 
 @dataclass
 class RunnerConfig:
-    backend: Optional[str] = _f(None, doc="How envs are driven: null (the algorithm's default) or 'sync'; "
-                                          "A3C: 'thread' (or 'sync' with 1 worker).")
-    workers: Optional[int] = _f(None, doc="Number of workers, for algorithms that have them (A3C's n_workers).", min=1)
+    """`tlrl.runner.Runner.from_config` builds the runner of a run from this section; `tlrl.config` checks it
+    against what the algorithm can run."""
+
+    backend: Optional[Literal["sync", "thread", "process", "ray"]] = _f(
+        None, doc="Where workers run: 'sync' (in turn, in this process), 'thread', 'process' or 'ray'; null: the "
+                  "algorithm's own loop (A3C: its hyperparameter backend). dqn/ddpg/td3 with 'thread', 'process', "
+                  "'ray' or runner.workers > 1 train with Ape-X actors.")
+    workers: Optional[int] = _f(None, doc="Number of workers: A3C's gradient workers (its n_workers), or Ape-X actors "
+                                          "for dqn/ddpg/td3 (null: 1).", min=1)
+    async_envs: bool = _f(False, doc="The algorithm's own loop (no workers) with each of its n_envs envs stepped in "
+                                     "a subprocess.")
+    block_steps: Optional[int] = _f(None, doc="Ape-X: vector steps an actor collects per block it sends to the "
+                                              "learner (null: 32).", min=1)
+    pull_every: Optional[int] = _f(None, doc="Ape-X: env steps an actor runs between two pulls of the learner's "
+                                             "weights (null: 400).", min=0)
+    exploration: Optional[Literal["apex", "agent"]] = _f(
+        None, doc="Ape-X: 'apex' (a constant epsilon per actor, 0.4 ** (1 + 7 i / (N - 1)), for dqn) or 'agent' "
+                  "(the algorithm's own exploration schedule in every actor); null: 'apex'.")
+    max_worker_restarts: Optional[int] = _f(None, doc="Worker restarts allowed per run before a failure stops "
+                                                      "training (null: 3, or A3C's hyperparameter).", min=0)
+    worker_timeout: Optional[float] = _f(None, doc="Seconds a worker may take for one call before it is stopped and "
+                                                   "restarted (null: 60, or A3C's hyperparameter).")
+    ray_address: Optional[str] = _f(None, doc="backend 'ray': the address of a running cluster ('auto', "
+                                              "'host:6379'); null: a local Ray.")
 
 
 @dataclass
@@ -82,7 +103,8 @@ class LogConfig:
 
 @dataclass
 class RunConfig:
-    algo: str = _f(doc="Algorithm name, one of tlrl.algorithms.REGISTRY (ppo, dqn, ddpg, td3, a3c).")
+    algo: str = _f(doc="Algorithm name, one of tlrl.algorithms.REGISTRY (ppo, dqn, ddpg, td3, a3c), or "
+                          "'package.module:Class' naming your own agent class (a tlrl.agent.BaseAgent subclass).")
     env: EnvConfig = _f(doc="The environment: id and kwargs.")
     total_steps: int = _f(doc="Environment steps to train for.", min=1, max=MAX_STEPS,
                           max_words=MAX_STEPS_WORDS)
@@ -92,28 +114,31 @@ class RunConfig:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig, metadata={"doc": "Checkpoint settings."})
     runner: RunnerConfig = field(default_factory=RunnerConfig, metadata={"doc": "Runner settings (validated against what the algorithm supports)."})
     log: LogConfig = field(default_factory=LogConfig, metadata={"doc": "Logging settings."})
+    #: where each key was set (file line or --set), for error messages; not part of the config's data.
+    #: (a class default, set on each loaded config: not a config key).
+    places: ClassVar[Optional[Places]] = None
 
     def to_dict(self) -> Dict[str, Any]:
         """The config as plain YAML-able data (what `config.yaml` of a run holds)."""
-        return _plain(dataclasses.asdict(self))
+        return plain(dataclasses.asdict(self))
 
     def error(self, path: Sequence[str], message: str) -> "ConfigError":
         """A ConfigError for key `path` that names where the key was set (file line or --set)."""
-        places = getattr(self, "_places", None) or _Places("<config>")
+        places = self.places or Places("<config>")
         return places.error(tuple(path), message)
 
 
-_SECTIONS = {"env": EnvConfig, "eval": EvalConfig, "checkpoint": CheckpointConfig, "runner": RunnerConfig,
+SECTIONS = {"env": EnvConfig, "eval": EvalConfig, "checkpoint": CheckpointConfig, "runner": RunnerConfig,
              "log": LogConfig}
 
 
-def _plain(value):
+def plain(value):
     if isinstance(value, tuple):
         value = list(value)
     if isinstance(value, list):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: plain(v) for k, v in value.items()}
     return value
 
 
@@ -121,9 +146,9 @@ def schema_doc() -> List[str]:
     """One line per key of the run config: its path, default and meaning (for `--help` and docs)."""
     lines = []
     for f in dataclasses.fields(RunConfig):
-        if f.name in _SECTIONS:
+        if f.name in SECTIONS:
             lines.append(f"{f.name}: {f.metadata['doc']}")
-            for g in dataclasses.fields(_SECTIONS[f.name]):
+            for g in dataclasses.fields(SECTIONS[f.name]):
                 default = "required" if g.default is dataclasses.MISSING and g.default_factory is dataclasses.MISSING \
                     else repr(g.default if g.default is not dataclasses.MISSING else g.default_factory())
                 lines.append(f"  {f.name}.{g.name} ({default}): {g.metadata['doc']}")

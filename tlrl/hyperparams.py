@@ -17,12 +17,12 @@ from typing import Any, Dict, Mapping, Optional, Type, TypeVar
 C = TypeVar("C")
 
 
-def _matches(value: Any, hint: Any) -> bool:
+def matches(value: Any, hint: Any) -> bool:
     origin = typing.get_origin(hint)
     if hint is Any:
         return True
     if origin is typing.Union:
-        return any(_matches(value, h) for h in typing.get_args(hint))
+        return any(matches(value, h) for h in typing.get_args(hint))
     if hint is type(None):
         return value is None
     if hint is float:
@@ -37,7 +37,7 @@ def _matches(value: Any, hint: Any) -> bool:
         if not isinstance(value, (tuple, list)):
             return False
         args = [a for a in typing.get_args(hint) if a is not Ellipsis]
-        return all(_matches(v, args[0]) for v in value) if args else True
+        return all(matches(v, args[0]) for v in value) if args else True
     if origin in (dict, typing.Mapping, __import__("collections.abc").abc.Mapping):
         return isinstance(value, dict)
     if origin is typing.Literal:
@@ -49,7 +49,7 @@ def _matches(value: Any, hint: Any) -> bool:
     return True
 
 
-def _describe(hint: Any) -> str:
+def describe(hint: Any) -> str:
     if isinstance(hint, type):
         return hint.__name__
     return str(hint).replace("typing.", "")
@@ -74,9 +74,9 @@ def build_config(cls: Type[C], owner: str, overrides: Dict[str, Any]) -> C:
             close = difflib.get_close_matches(key, fields, n=3)
             hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
             raise TypeError(f"{owner} got an unknown hyperparameter {key!r}.{hint} Valid: {', '.join(sorted(fields))}")
-        if not _matches(value, hints[key]):
+        if not matches(value, hints[key]):
             raise TypeError(
-                f"{owner} hyperparameter {key!r} must be {_describe(hints[key])}, got {value!r} ({type(value).__name__})"
+                f"{owner} hyperparameter {key!r} must be {describe(hints[key])}, got {value!r} ({type(value).__name__})"
             )
     ranges: Mapping[str, str] = getattr(cls, "RANGES", {})
     for key, value in overrides.items():

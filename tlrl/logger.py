@@ -1,7 +1,9 @@
 """Training logs: a CSV of metrics, TensorBoard event files and a progress bar, as one callback.
 
-`Logger` is a callback for any agent's `learn(total_steps, callback=)`: agents call it after
-each update with `info = {"num_timesteps", "metrics", "episode_returns"}`. Every `interval`
+`Logger` is a callback for any agent's `learn(total_steps, callback=)`: the loop
+(`tlrl.loop`) calls it at each boundary with `info = {"num_timesteps", "metrics",
+"episode_returns"}`, `metrics` empty where no update ran (off-policy agents before
+`learning_starts`; the row then has empty loss cells). Every `interval`
 env steps it writes one row to `metrics.csv` (`num_timesteps, wall, steps_per_s,
 episode_return_mean, episodes`, then every metric the agent reported except `AGENT_DUPLICATES`)
 and the same scalars to TensorBoard; the progress bar shows steps, steps/s and the recent episode return.
@@ -248,7 +250,8 @@ class Logger:
             self.recent.append(float(ret))
             self.episodes += 1
         metrics = {k: _to_float(v) for k, v in dict(info.get("metrics") or {}).items()}
-        self.last_metrics = metrics
+        if metrics:  # a boundary with no update (empty metrics) keeps the last update's for `finish`
+            self.last_metrics = metrics
         if self.bar is not None:
             self.bar.update(max(0, min(step, self.total_steps) - self.bar.n))
             post = {"ret": f"{self.return_mean:.3g}"}

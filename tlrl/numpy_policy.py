@@ -4,13 +4,15 @@ A `tf.function` call on a 64-64 MLP costs about 0.3 ms on CPU; the same forward 
 numpy about 0.01-0.03 ms. During a PPO rollout (or between an actor's weight pulls) the
 weights do not change, so acting can copy them once (`sync()`) and run in numpy.
 
-`NumpyModule(module)` compiles a tlrl module into a numpy function: `Sequential`,
-`Flatten`, `Dense` (with a registered activation), `LayerNorm`, `Lambda` of a registered
-activation or of `OneHot`, `DictTorso`, and the heads `CategoricalHead`,
-`MultiCategoricalHead`, `GaussianHead` and `ValueHead`. Anything else (convolutions, Keras
-models, custom callables) raises `NumpyUnsupported`, and the caller falls back to TF.
-Policy heads give numpy distributions whose sampling draws from a `numpy.random.Generator`,
-so acting is exact and seeded.
+This is tlrl's one numpy acting path (PPO, DQN, remote actors and workers use it).
+`NumpyModule(module, observation_space=space)` compiles a tlrl module into a numpy function:
+`Sequential`, `Flatten`, `Dense` (with a registered activation), `LayerNorm`, `Lambda` of a
+registered activation or of `OneHot`, `DictTorso`, and the heads `CategoricalHead`,
+`MultiCategoricalHead`, `GaussianHead`, `ValueHead` and `QHead` (`numpy_q_function` gives a
+Q network's). Anything else (convolutions, Keras models, custom callables) raises
+`NumpyUnsupported`, and the caller falls back to TF. Observations are cast as the TF networks
+get them (`tlrl.spaces.obs_signature`: float32, Discrete int32). Policy heads give numpy
+distributions whose sampling draws from a `numpy.random.Generator`, so acting is exact and seeded.
 
 >>> import numpy as np, tensorflow as tf
 >>> from tlrl.modules import mlp, CategoricalHead
@@ -30,13 +32,15 @@ from __future__ import annotations
 import math
 from typing import Callable, List, Mapping, Optional
 
+import gymnasium as gym
 import numpy as np
 import tensorflow as tf
 
 from tlrl.layers import Dense, Flatten, Lambda, LayerNorm, Sequential
 from tlrl.layers import activations as tf_activations
-from tlrl.modules.heads import CategoricalHead, GaussianHead, MultiCategoricalHead, ValueHead
+from tlrl.modules.heads import CategoricalHead, GaussianHead, MultiCategoricalHead, QHead, ValueHead
 from tlrl.modules.torsos import DictTorso, OneHot
+from tlrl.spaces import obs_signature
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -236,7 +240,7 @@ def _compile(module, variables: List[tf.Variable]) -> Fn:
         return lambda w, x: NumpyCategorical(logits(w, x))
     if isinstance(module, MultiCategoricalHead):
         flat = _compile(module.logits, variables)
-        gather, mask = module._gather, module._mask.numpy()
+        gather, mask = module.gather_index, module.padding_mask.numpy()
         return lambda w, x: NumpyMultiCategorical(flat(w, x)[:, gather] + mask)
     if isinstance(module, GaussianHead):
         mean = _compile(module.mean, variables)
@@ -248,30 +252,50 @@ def _compile(module, variables: List[tf.Variable]) -> Fn:
     if isinstance(module, ValueHead):
         value = _compile(module.layer, variables)
         return lambda w, x: value(w, x)[:, 0]
+    if isinstance(module, QHead):
+        advantage = _compile(module.advantage, variables)
+        if not module.dueling:
+            return advantage
+        state_value = _compile(module.value, variables)
+
+        def dueling(w, x):
+            a = advantage(w, x)
+            return state_value(w, x) + a - a.mean(axis=-1, keepdims=True)
+
+        return dueling
     raise NumpyUnsupported(f"no numpy forward pass for {type(module).__name__}")
 
 
-def _cast_obs(x):
-    if isinstance(x, Mapping):
-        return {k: np.asarray(v, np.float32) for k, v in x.items()}
-    return np.asarray(x, np.float32)
+def _caster(observation_space: Optional[gym.Space]) -> Callable:
+    """`x -> x` cast to the dtypes of `tlrl.spaces.obs_signature(observation_space)` (resolved once, not per call);
+    without a space, float32 (a float Box's dtype; each key of a dict)."""
+    if observation_space is None:
+        return lambda x: ({k: np.asarray(v, np.float32) for k, v in x.items()} if isinstance(x, Mapping)
+                          else np.asarray(x, np.float32))
+    dtypes = tf.nest.map_structure(lambda spec: spec.dtype.as_numpy_dtype, obs_signature(observation_space))
+    if isinstance(dtypes, Mapping):
+        return lambda x: {k: np.asarray(x[k], d) for k, d in dtypes.items()}
+    return lambda x: np.asarray(x, dtypes)
 
 
 class NumpyModule:
     """The numpy forward pass of `modules` applied in sequence (e.g. a torso then a head).
 
     The weights are copied from the TF variables by `sync()` (call it whenever they changed);
-    calls between syncs use that snapshot. Inputs are cast to float32 like the TF networks'.
+    calls between syncs use that snapshot. Inputs are cast as the TF networks get observations of
+    `observation_space` (`tlrl.spaces.obs_signature`); without a space, to float32 (features, Box
+    observations).
 
     Raises:
         NumpyUnsupported: if a part has no numpy equivalent (the caller should use TF).
     """
 
-    def __init__(self, *modules):
+    def __init__(self, *modules, observation_space: Optional[gym.Space] = None):
         if not modules:
             raise ValueError("NumpyModule needs at least one module")
         self._variables: List[tf.Variable] = []
         self._parts = [_compile(m, self._variables) for m in modules]
+        self._cast = _caster(observation_space)
         self._weights: Optional[List[np.ndarray]] = None
 
     @property
@@ -295,10 +319,22 @@ class NumpyModule:
     def __call__(self, x):
         if self._weights is None:
             raise RuntimeError("NumpyModule: call sync() once to copy the weights before the first forward pass")
-        x, w = _cast_obs(x), self._weights
+        x, w = self._cast(x), self._weights
         for part in self._parts:
             x = part(w, x)
         return x
+
+
+def numpy_q_function(q_net, observation_space: Optional[gym.Space] = None) -> Optional[NumpyModule]:
+    """Q(s, .) of a Q network (`q_net.torso` then a `QHead` `q_net.head`) in numpy, `[B, n_actions]`, synced with
+    the current weights, or None if a part has no numpy version (act in TF then). Call `sync()` after every
+    change of the weights."""
+    try:
+        q = NumpyModule(q_net.torso, q_net.head, observation_space=observation_space)
+    except NumpyUnsupported:
+        return None
+    q.sync()
+    return q
 
 
 def supports_numpy(*modules) -> bool:

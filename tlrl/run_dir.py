@@ -48,14 +48,14 @@ class PreparedRun:
 
 
 def default_run_dir(config: RunConfig, root: str = "runs") -> str:
-    """`runs/<algo>_<env>_<timestamp>` (the env id made file-name safe)."""
-    env = re.sub(r"[^A-Za-z0-9._-]+", "-", config.env.id).strip("-")
+    """`runs/<algo>_<env>_<timestamp>` (the algorithm and env id made file-name safe)."""
+    algo, env = (re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") for name in (config.algo, config.env.id))
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    path = os.path.join(root, f"{config.algo}_{env}_{stamp}")
+    path = os.path.join(root, f"{algo}_{env}_{stamp}")
     n = 1
     while os.path.exists(path):
         n += 1
-        path = os.path.join(root, f"{config.algo}_{env}_{stamp}-{n}")
+        path = os.path.join(root, f"{algo}_{env}_{stamp}-{n}")
     return path
 
 

@@ -8,20 +8,21 @@ trains, logging through `tlrl.logger.Logger` and checkpointing through
 How checkpoints stay exact. A checkpoint holds everything of the agent that
 `BaseAgent.save` writes (weights, optimizer slots, counters, TF and numpy RNG states,
 normalizers, replay buffer) but not the live training envs, whose internal state cannot be
-saved in general. So a checkpoint is a point where the run *restarts its training envs*:
-`learn(remaining)` is called with a callback that stops it at the first callback (after an
-update; off-policy agents also call it before `learning_starts`) at or past each multiple of
-`checkpoint.every_steps`; the checkpoint is written, the training
-env is closed (`reset_train_env`), and `learn(remaining)` is called again, which creates
-fresh envs seeded from the agent's (checkpointed) numpy RNG. A run resumed from that
-checkpoint does exactly the same, so it reaches bit-for-bit the same weights as the
-uninterrupted run. Each `learn` call asks for all the remaining steps, so schedules that
-depend on training progress (`num_timesteps / total`) see the same values as one long call.
-Episodes running at a checkpoint are cut there (treated as truncated: n-step returns do not
-cross the cut, the replay keeps the true next observation).
+saved in general. So a checkpoint is a point where the run *cuts its training episodes*: the
+run's `tlrl.runner.Runner` (built from the config's `runner` section: the agent's own loop, its
+workers or Ape-X actors) runs the one loop (`tlrl.loop.train`) once for the whole run, and its
+callback, at the first boundary (after an update; off-policy agents also before
+`learning_starts`) at or past each multiple of `checkpoint.every_steps`, calls
+`agent.cut_episodes()` (the envs close, episode sums reset, the store marks the cut) and writes
+the checkpoint; the loop goes on with fresh envs seeded from the agent's (checkpointed) numpy
+RNG. A run resumed from that checkpoint starts in exactly that state, so it reaches
+bit-for-bit the same weights as the uninterrupted run, and schedules that depend on training
+progress (`num_timesteps / total`) see the same values. Episodes running at a checkpoint are
+cut there (treated as truncated: n-step returns do not cross the cut, the replay keeps the
+true next observation). Workers and the loop itself live through checkpoints.
 
 Ctrl-C (SIGINT) and SIGTERM (schedulers, `docker stop`, Kubernetes) ask the agent to stop at
-its next callback (the callback returns False), write a checkpoint there, print how to continue
+its next boundary (the callback returns False), write a checkpoint there, print how to continue
 and exit with code 130 (Ctrl-C) or 143 (SIGTERM); a second Ctrl-C aborts at once. The run
 directory is locked for the whole training (`tlrl.run_lock`): a second `tlrl train --resume`
 of the same directory is refused before it writes or cleans anything.
@@ -81,39 +82,6 @@ class StopFlag:
         return False
 
 
-def reset_train_env(agent) -> None:
-    """Close the agent's training envs so that its next `learn` starts fresh ones (at a checkpoint).
-
-    Calls `agent.reset_train_env()` if the agent defines it. Otherwise: closes `agent.env` (and the
-    workers' envs of worker-based agents such as A3C, through `agent.close()`), clears the running
-    returns of `agent.episode_tracker` and of a reward normalizer (`agent.reward_normalizer.returns`),
-    and marks the newest replay row as truncated so that n-step returns do not run across the cut.
-    A restored agent starts in exactly this state, which is what makes resuming exact.
-    """
-    hook = getattr(agent, "reset_train_env", None)
-    if callable(hook):
-        hook()
-        return
-    env = getattr(agent, "env", None)
-    if env is not None:
-        env.close()
-    agent.env = None
-    if getattr(agent, "workers", None) and callable(getattr(agent, "close", None)):
-        agent.close()
-    tracker = getattr(agent, "episode_tracker", None)
-    if tracker is not None and hasattr(tracker, "returns"):
-        tracker.returns[:] = 0
-        tracker.lengths[:] = 0
-    rnorm = getattr(agent, "reward_normalizer", None)
-    if rnorm is not None and hasattr(rnorm, "returns"):
-        rnorm.returns = None
-    replay = getattr(agent, "replay", None)
-    truncated = getattr(replay, "_truncated", None)
-    if replay is not None and truncated is not None and len(replay) > 0:
-        last = (replay._pos - 1) % truncated.shape[0]
-        truncated[last] |= ~replay._terminated[last]
-
-
 def checkpoint_every(config: RunConfig) -> int:
     every = config.checkpoint.every_steps
     return int(every) if every else max(1, math.ceil(config.total_steps / 10))
@@ -124,16 +92,14 @@ def run_training(run: PreparedRun, *, progress: Optional[bool] = None, out=None)
 
     Returns the summary dict (with `"interrupted": True`, `"signal"` and no evaluation if stopped by
     Ctrl-C or SIGTERM). The run directory is locked throughout (`run.lock`, taken here if
-    `prepare_resume` did not). At the end, however it ends, the agent's `close()` (if it has one)
-    stops its workers and the lock is released.
+    `prepare_resume` did not). At the end, however it ends, `agent.close()` closes its envs and stops
+    its workers, and the lock is released.
     """
     try:
         return _train(run, progress, out)
     finally:
         try:
-            close = getattr(run.agent, "close", None)
-            if callable(close):
-                close()
+            run.agent.close()
         finally:
             if run.lock is not None:
                 run.lock.release()
@@ -159,7 +125,6 @@ def _train(run: PreparedRun, progress: Optional[bool], out) -> Dict[str, Any]:
                     state=state.get("logger") if resumed else None, start_step=int(agent.num_timesteps))
     if not resumed:  # a restart in a directory killed before its first checkpoint: drop its rows
         logger.truncate_after(0)
-    every = checkpoint_every(config)
     eval_every = int(config.eval.eval_freq)
     next_eval = int(state.get("next_eval", (agent.num_timesteps // eval_every + 1) * eval_every if eval_every else 0))
     total = int(config.total_steps)
@@ -171,40 +136,52 @@ def _train(run: PreparedRun, progress: Optional[bool], out) -> Dict[str, Any]:
         return {"logger": logger.state(), "next_eval": next_eval, "total_steps": total,
                 "resumed_from": run.resume_from}
 
-    interrupted, path = False, None
+    every = checkpoint_every(config)
+    next_ckpt = (int(agent.num_timesteps) // every + 1) * every
+    path: Optional[str] = None
+
+    def checkpoint() -> str:
+        agent.cut_episodes()  # first: the cut (the store's truncation mark) belongs in the checkpoint
+        return manager.save(agent, run_state())
+
+    runner = None
     try:
         with StopFlag() as stop:
-            while agent.num_timesteps < total and not stop.requested:
-                before = int(agent.num_timesteps)
-                next_ckpt = (before // every + 1) * every
+            from tlrl.runner import Runner
 
-                def callback(agent_, info):
-                    nonlocal next_eval
-                    logger(agent_, info)
-                    n = int(info["num_timesteps"])
-                    if eval_every and n >= next_eval:
-                        mean, std = agent.evaluate(config.eval.episodes, config.eval.deterministic)
-                        logger.log_eval(n, mean, std)
-                        next_eval = (n // eval_every + 1) * eval_every
-                    if stop.requested or (next_ckpt <= n < total):
-                        return False
-                    return None
+            runner = Runner.from_config(agent, config.runner)  # the config's workers, for the whole run
 
-                agent.learn(total - before, callback=callback)
-                if agent.num_timesteps <= before:
-                    raise RunError(f"{type(agent).__name__}.learn({total - before}) made no progress "
-                                   f"(num_timesteps stayed {before})")
+            def callback(agent_, info) -> Optional[bool]:
+                nonlocal next_eval, next_ckpt, path
+                logger(agent_, info)
+                n = int(info["num_timesteps"])
+                if eval_every and n >= next_eval:
+                    mean, std = agent.evaluate(config.eval.episodes, config.eval.deterministic)
+                    logger.log_eval(n, mean, std)
+                    next_eval = (n // eval_every + 1) * eval_every
+                if stop.requested:
+                    return False
+                if next_ckpt <= n < total:
+                    path = checkpoint()
+                    next_ckpt = (n // every + 1) * every
+                return not stop.requested  # a signal during the save: it is saved, stop here
+
+            if agent.num_timesteps < total:
+                runner.learn(total - int(agent.num_timesteps), callback=callback)  # the one loop of the run
                 if agent.num_timesteps < total and not stop.requested:
-                    reset_train_env(agent)  # first: the cut (replay truncation mark) belongs in the checkpoint
-                    path = manager.save(agent, run_state())
+                    raise RunError(f"training {type(agent).__name__} stopped at step {agent.num_timesteps}, before "
+                                   f"the run's total_steps {total}, without being asked to")
             interrupted = stop.requested and agent.num_timesteps < total
             if not interrupted:
                 logger.finish()
-            if path is None or _step_of(path) != agent.num_timesteps:  # (a signal during a save: it is saved)
-                reset_train_env(agent)  # as at every checkpoint: a run resumed from it continues exactly
-                path = manager.save(agent, run_state())
+            if path is None or _step_of(path) != agent.num_timesteps:
+                path = checkpoint()  # as at every checkpoint: a run resumed from it continues exactly
     finally:
-        logger.close()
+        try:
+            if runner is not None:
+                runner.close()  # its workers (the agent's own are stopped by agent.close() in any case)
+        finally:
+            logger.close()
     wall = logger.wall
     summary = {
         "algo": config.algo, "env": config.env.id, "seed": config.seed, "total_steps": total,
@@ -219,9 +196,6 @@ def _train(run: PreparedRun, progress: Optional[bool], out) -> Dict[str, Any]:
     summary.update(eval_return_mean=mean, eval_return_std=std, eval_episodes=config.eval.episodes,
                    eval_deterministic=config.eval.deterministic)
     write_json(os.path.join(run_dir, SUMMARY_FILE), summary)
-    env = getattr(agent, "env", None)
-    if env is not None:
-        env.close()
     return summary
 
 

@@ -1,4 +1,4 @@
-"""A3C and its gradient-worker machinery (tlrl.workers)."""
+"""A3C and its gradient-worker machinery (tlrl.runner.gradient_worker, learner, gradient_source)."""
 import functools
 import threading
 
@@ -11,7 +11,9 @@ from tlrl.algorithms import A3C
 from tlrl.algorithms.a3c import ActorCritic, a2c_loss
 from tlrl.buffers import gae
 from tlrl.envs import make_vector_env
-from tlrl.workers import GradientWorker, WorkerError, n_step_returns
+from tlrl.runner import WorkerError
+from tlrl.runner.gradient_worker import GradientWorker, n_step_returns
+from tlrl.spaces import to_env_action
 
 
 # ----- helper envs --------------------------------------------------------------------
@@ -36,6 +38,10 @@ class ScriptedEnv(gym.Env):
         self.episode += end
         return (np.array([float(self.t)], np.float32), float(self.t), end and kind == "term",
                 end and kind == "trunc", {})
+
+
+class ScriptedStartEnv(ScriptedEnv):
+    action_space = gym.spaces.Discrete(2, start=1)
 
 
 class FailingEnv(gym.Env):
@@ -109,7 +115,7 @@ def test_n_step_returns_match_gae_with_lambda_one():
 
 
 def test_worker_returns_on_a_scripted_episode():
-    worker, _ = _worker(lambda: make_vector_env(ScriptedEnv, 1, seed=0), n_steps=6, gamma=0.5)
+    worker, _ = _worker(functools.partial(make_vector_env, ScriptedEnv, 1), n_steps=6, gamma=0.5)
     worker.set_weights(_constant_value_weights(worker, 10.0))
     _, stats = worker.compute_gradients()
     # rewards 1 2 3(term) | 1 2(trunc) | 1 ; V = 10 everywhere.
@@ -120,7 +126,7 @@ def test_worker_returns_on_a_scripted_episode():
 
 # ----- worker gradients and acting -----------------------------------------------------
 def test_pushed_gradients_equal_the_gradient_of_the_loss():
-    worker, model_fn = _worker(lambda: make_vector_env("CartPole-v1", 2, seed=3), n_steps=5,
+    worker, model_fn = _worker(functools.partial(make_vector_env, "CartPole-v1", 2), n_steps=5, seed=3,
                                space=gym.make("CartPole-v1"))
     weights = [v.numpy() + 0.01 for v in worker.variables]
     worker.set_weights(weights)
@@ -129,15 +135,15 @@ def test_pushed_gradients_equal_the_gradient_of_the_loss():
     model = model_fn()
     for v, w in zip(model.trainable_variables, weights):
         v.assign(w)
-    obs, next_obs = tf.constant(worker._obs_pair[0]), tf.constant(worker._obs_pair[1])
-    rewards, terminated, truncated = worker._signals
+    obs_pair, actions, (rewards, terminated, truncated) = worker.batch()
+    obs, next_obs = tf.constant(obs_pair[0]), tf.constant(obs_pair[1])
     T, N = rewards.shape
     values = model.value(tf.reshape(obs, [T * N, -1])).numpy().reshape(T, N)
     nv = model.value(tf.reshape(next_obs, [T * N, -1])).numpy().reshape(T, N)
     _, returns = gae(rewards, values, nv[-1], terminated > 0, truncated > 0, nv, gamma=0.99, lam=1.0)
     with tf.GradientTape() as tape:
         dist, v = model(tf.reshape(obs, [T * N, -1]))
-        loss, metrics = a2c_loss(dist, v, worker._act_buf.reshape(-1), returns.reshape(-1), ent_coef=0.01,
+        loss, metrics = a2c_loss(dist, v, actions.reshape(-1), returns.reshape(-1), ent_coef=0.01,
                                  vf_coef=0.5, normalize_advantage=False)
     expected = tape.gradient(loss, model.trainable_variables)
     assert len(grads) == len(expected)
@@ -148,24 +154,25 @@ def test_pushed_gradients_equal_the_gradient_of_the_loss():
 
 
 def test_numpy_acting_uses_the_pushed_weights():
-    worker, _ = _worker(lambda: make_vector_env("CartPole-v1", 3, seed=0), n_steps=2, space=gym.make("CartPole-v1"))
-    assert worker._np_policy is not None, "an MLP actor-critic must act in numpy"
+    worker, _ = _worker(functools.partial(make_vector_env, "CartPole-v1", 3), n_steps=2, space=gym.make("CartPole-v1"))
+    assert worker.numpy_policy is not None, "an MLP actor-critic must act in numpy"
     weights = [np.random.default_rng(i).normal(size=v.shape).astype(np.float32) for i, v in enumerate(worker.variables)]
     worker.set_weights(weights)
     for v, w in zip(worker.variables, weights):
         v.assign(w)
     obs = np.random.default_rng(5).normal(size=(3, 4)).astype(np.float32)
     tf_logits = worker.model(tf.constant(obs))[0].logits_parameter().numpy()
-    np.testing.assert_allclose(worker._np_policy(obs).logits, tf_logits, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(worker.numpy_policy(obs).logits, tf_logits, rtol=1e-5, atol=1e-5)
 
 
-def test_image_observations_act_in_tf_without_retracing():
+def test_image_observations_act_in_tf_with_concrete_functions():
     agent = A3C("tlrl/Catch-v0", seed=0, n_workers=1, n_envs=2, n_steps=4, net_arch=[16], share_torso=True)
     agent.learn(48)
-    worker = agent.workers[0]
-    assert worker._np_policy is None
-    assert worker._act_fn.tracing_count == 1
-    assert worker._grad_fn.tracing_count == 1
+    worker = agent.workers.local[0]
+    assert worker.numpy_policy is None
+    # traced once, at construction: a concrete function cannot retrace (other shapes raise)
+    assert isinstance(worker.act_fn, tf.types.experimental.ConcreteFunction)
+    assert isinstance(worker.gradient_fn, tf.types.experimental.ConcreteFunction)
     assert agent.num_timesteps == 48
 
 
@@ -186,9 +193,8 @@ def test_a_few_hundred_steps_give_finite_losses(n_workers):
             assert np.isfinite(info["metrics"][key]), key
     assert {info["worker"] for info in seen} <= set(range(n_workers))
     assert sum(len(i["episode_returns"]) for i in seen) == agent.episode_tracker.episodes > 0
-    for w in agent.workers:  # fixed shapes: one trace for all rollouts
-        assert w._grad_fn.tracing_count == 1
-    assert agent.learner._apply_fn.tracing_count == 1
+    for w in agent.workers.local:  # fixed shapes: traced once, at construction
+        assert isinstance(w.gradient_fn, tf.types.experimental.ConcreteFunction)
     assert not _worker_threads()
 
 
@@ -308,7 +314,8 @@ def test_fused_single_worker_step_equals_gradient_then_apply():
     """One worker that shares the learner's variables fuses gradient and update into one call;
     the result must equal the two-call path (worker copy -> numpy gradients -> learner.apply)."""
     from tlrl.optim import Adam
-    from tlrl.workers import Learner, run_inline
+    from tlrl.runner.gradient import run_local
+    from tlrl.runner.learner import Learner
 
     space = gym.make("CartPole-v1")
     loss_fn = functools.partial(a2c_loss, ent_coef=0.01, vf_coef=0.5, normalize_advantage=False)
@@ -318,9 +325,9 @@ def test_fused_single_worker_step_equals_gradient_then_apply():
         tf.random.set_seed(0)
         shared = model_fn()
         learner = Learner(shared.trainable_variables, Adam(1e-3, eps=1e-5, max_grad_norm=0.5))
-        worker = GradientWorker(lambda: make_vector_env("CartPole-v1", 2, seed=0),
+        worker = GradientWorker(functools.partial(make_vector_env, "CartPole-v1", 2),
                                 (lambda: shared) if fused else model_fn, loss_fn, n_steps=5, gamma=0.99, seed=0)
-        run_inline(worker, learner, 200, lambda stats: None, lambda progress: 1e-3)
+        run_local(lambda attempt: worker, learner, 200, lambda stats: None, lambda progress: 1e-3)
         assert learner.is_attached(worker) == fused
         results.append(learner.get_weights())
     for a, b in zip(*results):
@@ -330,7 +337,7 @@ def test_fused_single_worker_step_equals_gradient_then_apply():
 def test_learner_apply_flat_equals_apply_and_rejects_a_wrong_shape():
     """Remote workers send packed gradients: `apply_flat` must do what `apply` does on the unpacked list."""
     from tlrl.optim import Adam
-    from tlrl.workers import Learner
+    from tlrl.runner.learner import Learner
 
     grads = [np.full((2, 3), 0.5, np.float32), np.array([1.0, -2.0], np.float32)]
     learners = [Learner([tf.Variable(tf.ones([2, 3])), tf.Variable(tf.zeros([2]))], Adam(0.1)) for _ in range(2)]
@@ -349,5 +356,41 @@ def test_box_actions_and_dict_observations_train(env_id):
     agent = A3C(env_id, seed=0, n_workers=2, n_envs=2, n_steps=4, net_arch=[16])
     agent.learn(64)
     assert agent.num_timesteps == 64
-    obs = agent._probe_env.observation_space.sample()
-    assert agent.action_space.contains(agent._to_env_action(agent.act(obs)))
+    obs = agent.observation_space.sample()
+    assert agent.action_space.contains(to_env_action(agent.action_space, agent.act(obs)))
+
+
+# ----- checkpoints in the middle of a run ---------------------------------------------------
+@pytest.mark.parametrize("kw", [dict(n_workers=1), dict(n_workers=3, backend="sync")], ids=["one-worker", "sync-3"])
+def test_a_run_cut_and_saved_at_a_boundary_resumes_exactly(kw, tmp_path):
+    """What `tlrl train` does at a checkpoint: `cut_episodes()` then `save` in the callback, and the run goes on.
+    Loading that save and training to the same target gives the same weights, bit for bit."""
+    hp = dict(n_envs=2, n_steps=4, net_arch=[16], learning_rate="lin_1e-3", **kw)
+    agent = A3C("CartPole-v1", seed=4, **hp)
+
+    def callback(agent_, info):
+        if info["num_timesteps"] >= 200 and not (tmp_path / "ck").exists():
+            agent_.cut_episodes()
+            agent_.save(str(tmp_path / "ck"))
+
+    agent.learn(480, callback=callback)
+    loaded = A3C.load(str(tmp_path / "ck"))
+    assert 200 <= loaded.num_timesteps < 480
+    loaded.learn(480 - loaded.num_timesteps)
+    for a, b in zip(agent.get_weights(), loaded.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert int(agent.optimizer.step.numpy()) == int(loaded.optimizer.step.numpy())
+
+
+def test_discrete_actions_must_start_at_zero():
+    with pytest.raises(TypeError, match="start at 0"):
+        A3C(ScriptedStartEnv, n_workers=1)
+
+
+@pytest.mark.parametrize("name", ["tlrl.algorithms.a3c", "tlrl.runner.gradient_worker", "tlrl.runner.host_adam"])
+def test_docstring_examples_run(name):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0 and result.attempted > 0, f"{name}: {result}"

@@ -1,10 +1,14 @@
-"""Contract tests run over every registered algorithm: one registry, same guarantees.
+"""Contract tests run over every agent: one registry, same guarantees.
 
-Each algorithm gets a tiny configuration here; a new algorithm that is not in the
-registry (or has no tiny configuration) fails `test_every_algorithm_is_registered`.
+Every registered algorithm and the composed agent of scripts/compose_agent.py (a user's class, named
+`"compose_agent:DiscreteSAC"` as a config would) get a tiny configuration here; an agent class in
+algorithms/ that is not in the registry (or an agent without a tiny configuration) fails
+`test_every_algorithm_is_registered`.
 """
-import ast
+import importlib
 import os
+import pkgutil
+import sys
 
 import numpy as np
 import pytest
@@ -13,8 +17,10 @@ import tensorflow as tf
 from tlrl.algorithms import REGISTRY, get_algorithm
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "scripts"))  # the composed agent's module, as PYTHONPATH=scripts gives it
+COMPOSED = "compose_agent:DiscreteSAC"
 
-# name -> (env id, tiny hyperparameters, steps to train)
+# name (registry key or "module:Class") -> (env id, tiny hyperparameters, steps to train)
 TINY = {
     "ppo": ("CartPole-v1", dict(n_envs=2, n_steps=16, batch_size=16, n_epochs=2), 64),
     "dqn": ("CartPole-v1", dict(learning_starts=32, buffer_size=500, batch_size=16, train_freq=4, gradient_steps=2,
@@ -22,27 +28,42 @@ TINY = {
     "ddpg": ("Pendulum-v1", dict(learning_starts=32, buffer_size=500, batch_size=16, net_arch=[16, 16]), 64),
     "td3": ("Pendulum-v1", dict(learning_starts=32, buffer_size=500, batch_size=16, net_arch=[16, 16]), 64),
     "a3c": ("CartPole-v1", dict(n_workers=1, n_steps=8, net_arch=[16, 16]), 64),
+    COMPOSED: ("CartPole-v1", dict(learning_starts=32, buffer_size=500, batch_size=16, train_freq=4,
+                                   gradient_steps=2), 96),
 }
+AGENTS = sorted(REGISTRY) + [COMPOSED]
 
 
-def _agent_classes_in(path):
-    tree = ast.parse(open(path).read())
-    return [n.name for n in tree.body if isinstance(n, ast.ClassDef)
-            and any(getattr(b, "id", getattr(b, "attr", "")) in {"BaseAgent", "OffPolicyAgent", "DDPG", "OnPolicyAgent"}
-                    for b in n.bases)]
+def _agent_classes_in_algorithms():
+    """(module file, class name) of every agent class defined in algorithms/."""
+    from tlrl.agent import BaseAgent
+
+    import tlrl.algorithms as package
+
+    found = []
+    for info in pkgutil.iter_modules(package.__path__):
+        module = importlib.import_module(f"tlrl.algorithms.{info.name}")
+        found += [(info.name, name) for name, obj in vars(module).items()
+                  if isinstance(obj, type) and issubclass(obj, BaseAgent) and obj.__module__ == module.__name__]
+    return found
 
 
 def test_every_algorithm_is_registered():
     registered = {v.split(":")[1] for v in REGISTRY.values()}
-    folder = os.path.join(ROOT, "algorithms")
-    for file in sorted(os.listdir(folder)):
-        if file.endswith(".py") and not file.startswith("_"):
-            for cls in _agent_classes_in(os.path.join(folder, file)):
-                assert cls in registered, f"{cls} in algorithms/{file} is not in tlrl.algorithms.REGISTRY"
-    assert set(TINY) == set(REGISTRY), "every registered algorithm needs a tiny config in TINY"
+    classes = _agent_classes_in_algorithms()
+    assert len(classes) >= len(REGISTRY)
+    for file, cls in classes:
+        assert cls in registered, f"{cls} in algorithms/{file}.py is not in tlrl.algorithms.REGISTRY"
+    assert set(TINY) == set(AGENTS), "every registered algorithm (and the composed agent) needs a tiny config in TINY"
 
 
-@pytest.fixture(params=sorted(REGISTRY))
+def test_the_composed_agent_resolves_like_a_config_names_it():
+    from tlrl.agent import BaseAgent
+
+    assert issubclass(get_algorithm(COMPOSED), BaseAgent)
+
+
+@pytest.fixture(params=AGENTS)
 def algo(request):
     return request.param
 
@@ -102,7 +123,7 @@ def test_wrong_type_hyperparameter_is_named(algo):
 def test_loading_another_algorithms_save_fails_clearly(algo, tmp_path):
     agent, steps = _make(algo)
     agent.save(str(tmp_path / "a"))
-    other = next(n for n in sorted(REGISTRY) if n != algo)
+    other = next(n for n in AGENTS if get_algorithm(n) is not type(agent))
     with pytest.raises(ValueError, match=f"holds a {type(agent).__name__} agent"):
         get_algorithm(other).load(str(tmp_path / "a"))
 
@@ -120,21 +141,35 @@ def test_corrupt_checkpoint_fails_clearly(algo, tmp_path):
 
 
 def _compiled_functions(obj, depth=0, seen=None):
-    """Every tf.function reachable from the agent's attributes (two levels deep), by attribute path."""
+    """Every compiled function reachable from the agent's attributes (three levels deep, through lists and
+    dicts), by attribute path: `tf.function`s (which could retrace) and concrete functions (which cannot:
+    a new one appearing, e.g. for a new number of gradient steps, is a retrace)."""
     seen = set() if seen is None else seen
     found = {}
-    if id(obj) in seen or depth > 2:
+    if id(obj) in seen or depth > 3:
         return found
     seen.add(id(obj))
-    for name, value in list(vars(obj).items()) if hasattr(obj, "__dict__") else []:
-        if hasattr(value, "experimental_get_tracing_count"):
+    if isinstance(obj, dict):
+        items = [(str(k), v) for k, v in obj.items()]
+    elif isinstance(obj, (list, tuple)):
+        items = [(str(i), v) for i, v in enumerate(obj)]
+    elif hasattr(obj, "__dict__") and type(obj).__module__.startswith(("tlrl", "algorithms", "compose_agent")):
+        items = list(vars(obj).items())
+    else:
+        return found
+    for name, value in items:
+        if isinstance(value, tf.types.experimental.ConcreteFunction) or \
+                hasattr(value, "experimental_get_tracing_count"):
             found[name] = value
-        elif hasattr(value, "function") and hasattr(value.function, "experimental_get_tracing_count"):
-            found[name] = value.function
-        elif hasattr(value, "__dict__") and not isinstance(value, (np.ndarray, tf.Variable)) and \
-                type(value).__module__.startswith(("tlrl", "algorithms")):
+        elif not isinstance(value, (np.ndarray, tf.Variable, tf.Tensor)):
             found.update({f"{name}.{k}": v for k, v in _compiled_functions(value, depth + 1, seen).items()})
     return found
+
+
+def _traces(functions):
+    """What changes when something retraces: a tf.function's tracing count; the set of concrete functions."""
+    return {k: (f.experimental_get_tracing_count() if hasattr(f, "experimental_get_tracing_count") else id(f))
+            for k, f in functions.items()}
 
 
 def test_no_retracing_in_steady_state(algo):
@@ -142,13 +177,14 @@ def test_no_retracing_in_steady_state(algo):
     agent.learn(steps)
     obs = np.stack([agent.observation_space.sample() for _ in range(3)])
     agent.act(obs, deterministic=True)
-    functions = _compiled_functions(agent)
-    assert functions, f"{algo}: found no compiled function to check"
-    before = {k: f.experimental_get_tracing_count() for k, f in functions.items()}
+    agent.act(obs)
+    before = _traces(_compiled_functions(agent))
+    assert before, f"{algo}: found no compiled function to check"
     agent.learn(2 * steps)
     agent.act(obs, deterministic=True)
     agent.act(obs[0], deterministic=True)
-    after = {k: f.experimental_get_tracing_count() for k, f in functions.items()}
+    agent.act(obs)
+    after = _traces(_compiled_functions(agent))
     assert after == before, f"{algo} retraced in steady state: {before} -> {after}"
 
 

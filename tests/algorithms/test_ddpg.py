@@ -18,7 +18,7 @@ XLA = dict(TINY, jit_compile=True)
 def _variables(agent):
     """Every variable the agent checkpoints, by module, as numpy."""
     return {name: [v.numpy() for v in (obj.variables if isinstance(obj, tf.Module) else [obj])]
-            for name, obj in agent._trackables().items()}
+            for name, obj in agent.trackables().items()}
 
 
 def _assert_same(a, b):
@@ -85,11 +85,11 @@ def test_k_fused_gradient_steps_equal_k_single_steps():
     disc = np.where(rng.random((k, B)) < 0.2, 0.0, 0.99).astype(np.float32)
     cur = obs[0, :1]
     split = DDPG.UNROLL
-    m1, _ = a._update_concrete(obs[:split], act[:split], rew[:split], nxt[:split], disc[:split], cur)
-    m2, _ = a._update_concrete(obs[split:], act[split:], rew[split:], nxt[split:], disc[split:], cur)
+    m1, _ = a._update_call(split)(obs[:split], act[:split], rew[:split], nxt[:split], disc[:split], cur)
+    m2, _ = a._update_call(k - split)(obs[split:], act[split:], rew[split:], nxt[split:], disc[split:], cur)
     losses = []
     for i in range(k):
-        m, _ = b._update_concrete(obs[i:i + 1], act[i:i + 1], rew[i:i + 1], nxt[i:i + 1], disc[i:i + 1], cur)
+        m, _ = b._update_call(1)(obs[i:i + 1], act[i:i + 1], rew[i:i + 1], nxt[i:i + 1], disc[i:i + 1], cur)
         losses.append(float(m[0]))
     for (name, xs), ys in zip(_variables(a).items(), _variables(b).values()):
         for x, y in zip(xs, ys):
@@ -102,11 +102,34 @@ def test_k_fused_gradient_steps_equal_k_single_steps():
 def test_the_update_computes_the_next_action_with_the_new_weights():
     agent = DDPG("Pendulum-v1", seed=0, action_noise=None, **TINY)
     agent.learn(TINY["learning_starts"] + 3)
-    cached_obs, mu = agent._cached
-    assert cached_obs is agent._obs
-    np.testing.assert_allclose(mu, agent._policy_fn(agent._obs).numpy(), atol=1e-5)
-    np.testing.assert_allclose(agent._explore_actions(agent._obs), np.clip(mu, -2, 2), atol=1e-6)
-    assert agent._cached is None  # used once: an observation seen again goes through the policy
+    obs = agent.collector.obs
+    fused_obs, mu = agent._fused  # what the last update computed, for exactly this observation object
+    assert fused_obs is obs
+    np.testing.assert_allclose(mu, agent.act_batch(obs, deterministic=True), atol=1e-5)
+    actions, extras = agent.explore(obs)
+    assert extras == {} and actions.dtype == np.float32
+    np.testing.assert_array_equal(actions, np.clip(mu, -2, 2))
+    assert agent._fused is None  # used once: an observation seen again goes through the policy
+
+
+def test_weights_changed_drops_the_fused_action_and_remote_updates_fuse_nothing():
+    agent = DDPG("Pendulum-v1", seed=0, action_noise=None, **TINY)
+    agent.learn(TINY["learning_starts"] + 3)
+    agent.set_weights([np.zeros_like(w) for w in agent.get_weights()])  # acting_variables: the actor's
+    assert agent._fused is None
+    obs = agent.collector.obs
+    np.testing.assert_array_equal(agent.explore(obs)[0], agent.act_batch(obs, deterministic=True))
+    before = agent.n_updates
+    metrics = agent.update(None)  # envs elsewhere (Ape-X learner): mu of a zeros batch, not kept
+    assert set(metrics) == set(DDPG.METRICS) and agent.n_updates == before + 1 and agent._fused is None
+
+
+def test_policy_graph_is_the_deterministic_clipped_actor():
+    agent = DDPG("Pendulum-v1", seed=0, **TINY)
+    obs = np.random.default_rng(0).uniform(-1, 1, (5, 3)).astype(np.float32)
+    out = agent.policy_graph(tf.constant(obs))
+    assert out.dtype == tf.float32
+    np.testing.assert_allclose(out.numpy(), agent.act(obs, deterministic=True), atol=1e-6)
 
 
 def test_no_retracing_in_steady_state():
@@ -114,10 +137,11 @@ def test_no_retracing_in_steady_state():
     agent.learn(60)
     agent.act(np.zeros(3, np.float32))
     agent.act(np.zeros((7, 3), np.float32), deterministic=True)
+    update, policy = agent._update_call(1), agent._policy_call
     agent.learn(40)
     agent.evaluate(1)
-    assert agent._update_fn.experimental_get_tracing_count() == 1
-    assert agent._policy_fn.experimental_get_tracing_count() == 1
+    # compile_fixed: one concrete function per k, traced once; a call of another shape would raise
+    assert list(agent._updates) == [1] and agent._update_call(1) is update and agent._policy_call is policy
 
 
 def test_same_seed_gives_identical_training():
@@ -139,7 +163,7 @@ def test_save_load_round_trip_restores_everything(tmp_path):
     np.testing.assert_array_equal(loaded.act(obs, deterministic=True), agent.act(obs, deterministic=True))
     _assert_same(_variables(loaded), _variables(agent))  # nets, targets, Adam slots and steps, counters
     assert loaded.num_timesteps == agent.num_timesteps == 70
-    assert len(loaded.replay) == len(agent.replay)
+    assert len(loaded.store.replay) == len(agent.store.replay)
     np.testing.assert_array_equal(loaded.noise.x, agent.noise.x)
     np.testing.assert_array_equal(loaded.noise(), agent.noise())  # same generator state too
     loaded.learn(10)
@@ -181,6 +205,19 @@ def test_noise_is_in_units_of_half_the_action_range_and_resets_at_episode_end():
     np.testing.assert_allclose(agent.noise.sigma, [1.0])  # Pendulum actions are in [-2, 2]
     agent.learn(200)  # Pendulum episodes end at 200 steps: the noise process restarts
     np.testing.assert_array_equal(agent.noise.x, 0.0)
+
+
+def test_add_restarts_the_noise_of_envs_whose_episode_ended():
+    from tlrl.core import Transition
+
+    agent = DDPG("Pendulum-v1", seed=0, action_noise="ornstein-uhlenbeck", n_envs=3, **TINY)
+    agent.noise()
+    assert np.all(agent.noise.x != 0.0)
+    obs = np.zeros((3, 3), np.float32)
+    agent.add(Transition(obs, np.zeros((3, 1), np.float32), np.zeros(3, np.float32), obs,
+                         np.array([True, False, False]), np.array([False, False, True])), {})
+    assert len(agent.store.replay) == 3
+    np.testing.assert_array_equal(agent.noise.x[:, 0] == 0.0, [True, False, True])
 
 
 class _DictPointMass:

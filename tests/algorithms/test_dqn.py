@@ -6,9 +6,9 @@ import pytest
 import tensorflow as tf
 
 from tlrl.algorithms import DQN
-from tlrl.algorithms.dqn import td_target
+from tlrl.algorithms.dqn import target_mix, td_target
 from tlrl.buffers import ReplayBuffer
-from tlrl.off_policy import to_tf_obs
+from tlrl.spaces import obs_signature, to_tf_obs
 
 TINY = dict(learning_starts=64, buffer_size=2000, batch_size=16, train_freq=4, gradient_steps=2, net_arch=(32, 32),
             target_update_interval=50, jit_compile=False)  # XLA is the default; one test below compiles it
@@ -34,7 +34,8 @@ def test_every_switch_trains_with_finite_losses(switches):
             assert np.isfinite(metrics[name]), (name, metrics)
     if switches.get("prioritized"):
         assert 0.4 < seen[-1]["beta"] <= 1.0
-        assert not np.allclose(agent.replay.priorities[: len(agent.replay)], 1.0)  # priorities were updated
+        replay = agent.store.replay
+        assert not np.allclose(replay.priorities[: len(replay)], 1.0)  # priorities were updated
     assert agent.traces == {"update": 1}
 
 
@@ -42,20 +43,22 @@ def test_every_switch_trains_with_finite_losses(switches):
 def test_observation_spaces_dict_image_and_discrete(env_id):
     agent = DQN(env_id, seed=0, **TINY)
     agent.learn(100)
-    obs = agent._obs
+    obs = agent.collector.obs
     action = agent.act(obs, deterministic=True)
     assert action.shape == (1,) and agent.action_space.contains(int(action[0]))
-    np.testing.assert_array_equal(action, agent._greedy_tf(
-        tf.nest.map_structure(tf.constant, to_tf_obs(agent.observation_space, obs))).numpy())
+    tf_obs = tf.nest.map_structure(tf.constant, to_tf_obs(agent.observation_space, obs))
+    np.testing.assert_array_equal(action, tf.argmax(agent.q_net(tf_obs), axis=-1).numpy())  # numpy or TF acting
+    tf.nest.assert_same_structure(tf_obs, obs_signature(agent.observation_space))
+    np.testing.assert_array_equal(action, agent.policy_graph(tf_obs).numpy())  # the exported policy
 
 
 def test_numpy_acting_matches_the_tf_network():
     for dueling in (False, True):
         agent = DQN("CartPole-v1", seed=1, dueling=dueling, **TINY)
         agent.learn(200)  # after some updates, so the numpy copy must have been re-synced
-        assert agent._numpy_q is not None
+        assert agent.numpy_q is not None
         obs = np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32)
-        np.testing.assert_allclose(agent._numpy_q(obs), agent.q_net(tf.constant(obs)).numpy(), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(agent.numpy_q(obs), agent.q_net(tf.constant(obs)).numpy(), rtol=1e-5, atol=1e-5)
 
 
 def test_td_target_by_hand_terminated_does_not_bootstrap_and_truncated_does():
@@ -65,7 +68,7 @@ def test_td_target_by_hand_terminated_does_not_bootstrap_and_truncated_does():
     for obs, term, trunc in ((0.0, False, False), (1.0, True, False), (2.0, False, True)):
         buf.add(np.array([[obs]]), np.array([0]), np.array([1.0]), np.array([[obs + 5]]), np.array([term]),
                 np.array([trunc]))
-    batch = buf._gather(np.arange(3), np.ones(3, np.float32))
+    batch = buf.gather(np.arange(3))
     np.testing.assert_allclose(batch.discount, [0.9, 0.0, 0.9])
     next_q_target = tf.constant([[1.0, 4.0], [10.0, 20.0], [3.0, 2.0]])
     next_q_online = tf.constant([[5.0, 0.0], [0.0, 1.0], [0.0, 1.0]])  # picks a* = 0, 1, 1
@@ -77,15 +80,13 @@ def test_td_target_by_hand_terminated_does_not_bootstrap_and_truncated_does():
 
 def test_hard_target_updates_follow_env_steps_like_sb3():
     # interval 10 env steps, 8 vector steps per phase: 0 or 1 copies due per phase, exactly at the crossings
-    agent = DQN("CartPole-v1", seed=0, **{**TINY, "train_freq": 8, "target_update_interval": 10})
-    dues = []
-    for v in range(8, 80, 8):
-        agent._vec_steps = v
-        dues.append(agent._target_mix())
+    dues = [target_mix(v, train_freq=8, n_envs=1, target_update_interval=10, tau=1.0) for v in range(8, 80, 8)]
     assert dues == [0.0, 1.0, 1.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0]  # phases holding a crossing of 10, 20, ..., 70
-    soft = DQN("CartPole-v1", seed=0, **{**TINY, "train_freq": 4, "target_update_interval": 1, "tau": 0.5})
-    soft._vec_steps = 8
-    assert soft._target_mix() == pytest.approx(1 - 0.5 ** 4)  # 4 Polyak updates of the same online weights
+    soft = target_mix(8, train_freq=4, n_envs=1, target_update_interval=1, tau=0.5)
+    assert soft == pytest.approx(1 - 0.5 ** 4)  # 4 Polyak updates of the same online weights
+    # with n_envs envs an update is due every target_update_interval // n_envs vector steps
+    assert target_mix(4, train_freq=4, n_envs=2, target_update_interval=10, tau=1.0) == 0.0
+    assert target_mix(8, train_freq=4, n_envs=2, target_update_interval=10, tau=1.0) == 1.0
 
 
 def test_target_is_copied_before_a_phase_and_fixed_during_it():
@@ -113,9 +114,10 @@ def test_save_load_round_trip_then_identical_training(tmp_path):
         np.testing.assert_array_equal(a, b)
     obs = np.random.default_rng(0).normal(size=(32, 4)).astype(np.float32)
     np.testing.assert_array_equal(agent.act(obs, deterministic=True), loaded.act(obs, deterministic=True))
-    np.testing.assert_array_equal(agent.replay.priorities, loaded.replay.priorities)
+    np.testing.assert_array_equal(agent.store.replay.priorities, loaded.store.replay.priorities)
+    assert (loaded.vector_steps, loaded.n_updates) == (agent.vector_steps, agent.n_updates)
     # the same training phase from the same buffer, sampler and optimizer state gives the same weights
-    m1, m2 = agent._train(4), loaded._train(4)
+    m1, m2 = agent.update(None), loaded.update(None)
     assert m1 == m2
     for a, b in zip(_state(agent), _state(loaded)):
         np.testing.assert_array_equal(a, b)
@@ -128,7 +130,7 @@ def test_same_seed_twice_gives_identical_runs():
         agent = DQN("CartPole-v1", seed=7, **{**TINY, "double_q": True, "jit_compile": True})  # the default path
         returns = []
         agent.learn(250, callback=lambda a, info: returns.extend(info["episode_returns"]))
-        runs.append((_state(agent), returns, agent.replay.sample(8).obs))
+        runs.append((_state(agent), returns, agent.store.replay.sample(8).obs))
     for a, b in zip(runs[0][0], runs[1][0]):
         np.testing.assert_array_equal(a, b)
     assert runs[0][1] == runs[1][1]

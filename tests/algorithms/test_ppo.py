@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from tlrl.algorithms import PPO
 from tlrl.algorithms.ppo import METRICS, ppo_loss
+from tlrl.collector import Collector
 
 TINY = dict(n_envs=2, n_steps=16, batch_size=16, n_epochs=2)
 
@@ -91,6 +92,11 @@ def _weights(agent):
     return [v.numpy() for v in agent.model.trainable_variables]
 
 
+def _compiled_once(agent):
+    """The fused update is compiled once for a fixed signature (a concrete function): it cannot retrace."""
+    return isinstance(agent._fused_update.update, tf.types.experimental.ConcreteFunction)
+
+
 # ----- it runs, on every kind of space ---------------------------------------------------------------
 @pytest.mark.parametrize("env, extra", [
     ("CartPole-v1", {}),
@@ -113,7 +119,7 @@ def test_short_run_gives_finite_losses(env, extra):
     assert agent.action_space.contains(np.asarray(action, agent.action_space.dtype))
     if isinstance(agent.action_space, gym.spaces.Box):  # act() returns what the env accepts
         assert np.all(np.abs(agent.act(obs)) <= 2.0)
-    assert agent._fused_update.experimental_get_tracing_count() == 1  # 3 updates, one trace
+    assert _compiled_once(agent)  # 3 updates, one trace
 
 
 @pytest.mark.parametrize("box", [False, True], ids=["discrete-start--1", "box-2x2"])
@@ -125,8 +131,10 @@ def test_actions_reach_the_env_in_its_own_space(box):
     actions = agent.act(obs, deterministic=True)
     assert actions.shape == (3,) + agent.action_space.shape
     assert all(agent.action_space.contains(a) for a in actions)
-    if not box:
-        np.testing.assert_array_equal(agent._env_actions(np.array([0, 1, 2])), [-1, 0, 1])
+    if not box:  # the policy's index 0..2 (what the rollout stores) reaches the env as -1..1
+        env_actions, extras = agent.explore(np.zeros((64, 2), np.float32))
+        np.testing.assert_array_equal(env_actions, extras["action"] - 1)
+        assert set(extras["action"].tolist()) == {0, 1, 2}
 
 
 def test_learn_continues_counting_and_callback_false_stops():
@@ -135,32 +143,32 @@ def test_learn_continues_counting_and_callback_false_stops():
     calls = []
     agent.learn(1000, callback=lambda a, info: calls.append(info["num_timesteps"]) or False)
     assert calls == [64] and agent.num_timesteps == 64
-    assert agent._fused_update.experimental_get_tracing_count() == 1  # no retrace across updates and calls
+    assert _compiled_once(agent)  # no retrace across updates and calls
 
 
 # ----- the update -------------------------------------------------------------------------------
 def test_fused_update_equals_loop_of_minibatch_steps():
     # 2 envs x 24 steps = 48 rows, batch 20: minibatches of 20, 20 and a masked partial one of 8, per epoch.
     agent = PPO("CartPole-v1", seed=2, n_envs=2, n_steps=24, batch_size=20, n_epochs=3)  # fused with XLA
-    agent._ensure_train_env()
-    agent._total_timesteps = 10_000
-    agent._collect_rollout()
-    data, perms = agent._update_data(), agent._permutations()
+    agent.collector.collect(24)
+    agent.buffer.compute_returns_and_advantages(agent.values(agent.collector.obs))
+    data, perms, fused_update = agent._update_data(), agent._permutations(), agent._fused_update
     variables = list(agent.model.trainable_variables) + list(agent.optimizer.variables)
     start = [v.numpy() for v in variables]
 
     schedule = np.array([3e-4, 0.2, 0.0], np.float32)
-    means, _ = agent._fused_update(data, perms, schedule)
+    means, _ = fused_update.update(data, perms, schedule)
     fused = [v.numpy() for v in variables]
 
     for v, s in zip(variables, start):
         v.assign(s)
-    b, n_mb = 20, agent._n_minibatches
+    b, n_mb = 20, fused_update.n_minibatches
     assert n_mb == 3
     sums = {k: 0.0 for k in METRICS}
+    train_step = fused_update.reference_step()
     for j in range(3 * n_mb):
-        mask = agent._mask[(j % n_mb) * b:(j % n_mb + 1) * b]
-        metrics = agent._train_step(data, perms[j * b:(j + 1) * b], mask, schedule)
+        mask = fused_update.mask[(j % n_mb) * b:(j % n_mb + 1) * b]
+        metrics = train_step(data, perms[j * b:(j + 1) * b], mask, schedule)
         for k in METRICS:
             sums[k] += float(metrics[k])
     for f, v in zip(fused, variables):
@@ -215,28 +223,44 @@ def test_numpy_acting_matches_the_tf_networks():
     agent.learn(32)
     obs = np.stack([agent.observation_space.sample() for _ in range(6)])
     dist, value = agent.model(tf.constant(obs))
-    np.testing.assert_allclose(agent._np_vf(obs), value.numpy(), rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(agent._np_pi(obs).mode(), dist.mode().numpy(), rtol=1e-5, atol=1e-5)
-    action, log_prob, _ = agent._policy_step(obs)
-    np.testing.assert_allclose(log_prob, dist.log_prob(action).numpy(), rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(agent.values(obs), value.numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(agent.act_batch(obs, deterministic=True), np.clip(dist.mode().numpy(), -2.0, 2.0),
+                               rtol=1e-5, atol=1e-5)
+    _, extras = agent.explore(obs)
+    np.testing.assert_allclose(extras["value"], value.numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(extras["log_prob"], dist.log_prob(extras["action"]).numpy(), rtol=1e-5, atol=1e-4)
 
 
 def test_gae_bootstraps_on_truncation_from_the_true_final_observation():
     agent = PPO(CountingEnv, seed=0, n_envs=2, n_steps=4, batch_size=8, n_epochs=1)
-    agent._ensure_train_env()
-    agent._total_timesteps = 8
-    agent._collect_rollout()
-    buf = agent.buffer
+    steps = []
+
+    class Recorder:  # sees each step on its way to the agent's rollout
+        def add(self, step, extras):
+            steps.append(step)
+            agent.add(step, extras)
+
+    agent.set_collector(Collector(agent, store=Recorder()))
+    agent.collector.collect(4)
+    last_value = agent.values(agent.collector.obs)
+    agent.buffer.compute_returns_and_advantages(last_value)
     # step index 2 (the third step) truncates in both envs; its final obs is [0.3], the reset obs is [0.0]
-    assert buf._truncated[2].all() and not buf._terminated.any()
-    v_final = agent._values(np.array([[0.3]], np.float32))[0]
-    v_reset = agent._values(np.array([[0.0]], np.float32))[0]
+    assert steps[2].truncated.all() and not any(s.terminated.any() for s in steps)
+    assert not any(steps[t].truncated.any() for t in (0, 1, 3))
+    np.testing.assert_array_equal(steps[2].next_obs, np.full((2, 1), 0.3, np.float32))
+    v_final = agent.values(np.array([[0.3]], np.float32))[0]
+    v_reset = agent.values(np.array([[0.0]], np.float32))[0]
     assert abs(v_final - v_reset) > 1e-6
-    np.testing.assert_allclose(buf._final_value[2], [v_final, v_final], rtol=1e-6)
-    np.testing.assert_array_equal(buf._final_value[[0, 1, 3]], 0.0)
-    # and the advantage there uses it: A_2 = r + gamma * V(final) - V(s_2), the chain cut at the boundary
-    expected = 1.0 + agent.config.gamma * v_final - buf._value[2]
-    np.testing.assert_allclose(buf._advantage[2], expected, rtol=1e-5)
+    # the advantages are GAE with V(final obs) at the truncation (A_2 = r + gamma * V(final) - V(s_2), the chain
+    # cut there) and no bootstrap value anywhere else
+    data, gamma, lam = agent.buffer.get(), agent.config.gamma, agent.config.gae_lambda
+    value, advantage = data["value"].reshape(4, 2), data["advantage"].reshape(4, 2)
+    expected = np.zeros((4, 2))
+    expected[3] = 1.0 + gamma * last_value - value[3]
+    expected[2] = 1.0 + gamma * v_final - value[2]
+    for t in (1, 0):
+        expected[t] = 1.0 + gamma * value[t + 1] - value[t] + gamma * lam * expected[t + 1]
+    np.testing.assert_allclose(advantage, expected, rtol=1e-5, atol=1e-6)
 
 
 # ----- save / load, determinism ------------------------------------------------------------------------
@@ -311,6 +335,31 @@ def test_docstring_examples_run():
     import doctest
 
     import tlrl.algorithms.ppo as module
+    import tlrl.obs_normalizers as normalizers
 
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0 and result.attempted >= 4
+    result = doctest.testmod(normalizers, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0 and result.attempted >= 2
+
+
+# ----- export and checkpoint cuts ------------------------------------------------------------------
+@pytest.mark.parametrize("env", ["Pendulum-v1", "tlrl/GoalGrid-v0"], ids=["box", "dict-obs"])
+def test_policy_graph_normalizes_like_act(env):
+    from tlrl.spaces import obs_signature, to_tf_obs
+
+    agent = PPO(env, seed=0, normalize_obs=True, jit_compile=False, **TINY).learn(32)
+    obs = [agent.observation_space.sample() for _ in range(5)]
+    obs = {k: np.stack([o[k] for o in obs]) for k in obs[0]} if isinstance(obs[0], dict) else np.stack(obs)
+    graph = tf.function(agent.policy_graph, input_signature=[obs_signature(agent.observation_space)])
+    actions = graph(to_tf_obs(agent.observation_space, obs)).numpy()
+    assert actions.dtype == agent.action_space.dtype
+    np.testing.assert_allclose(actions, agent.act(obs, deterministic=True), rtol=1e-5, atol=1e-5)
+
+
+def test_cut_episodes_restarts_envs_and_running_reward_returns():
+    agent = PPO("Pendulum-v1", seed=0, normalize_reward=True, jit_compile=False, **TINY).learn(32)
+    assert agent.collector.obs is not None and agent.reward_normalizer.returns is not None
+    agent.cut_episodes()
+    assert agent.collector.env is None and agent.reward_normalizer.returns is None
+    assert agent.learn(32).num_timesteps == 64

@@ -111,9 +111,10 @@ def test_runner_workers_is_a3c_n_workers_and_rejected_elsewhere():
     require_algorithm("a3c")
     config = load_config_text(GOOD.replace("ppo", "a3c") + "runner: {workers: 3, backend: thread}\n", "run.yaml")
     assert config.hyperparameters["n_workers"] == 3
-    # A3C takes every runner backend (tlrl.runner): the key is passed on as its `backend` hyperparameter
+    # A3C takes every runner backend (tlrl.runner): the key configures the runner (A3C's worker_source), per run
     config = load_config_text(GOOD.replace("ppo", "a3c") + "runner: {workers: 3, backend: sync}\n", "run.yaml")
-    assert config.hyperparameters["backend"] == "sync" and config.hyperparameters["n_workers"] == 3
+    assert config.runner.backend == "sync" and "backend" not in config.hyperparameters
+    assert config.hyperparameters["n_workers"] == 3
     msg = error_of(GOOD.replace("ppo", "a3c") + "runner: {backend: gpu}\n")
     assert "backend" in msg and "gpu" in msg
 

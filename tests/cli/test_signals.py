@@ -78,9 +78,10 @@ def latest(run_dir):
 
 
 def counters(run_dir, name):
-    """(vector steps, updates) of an off-policy agent saved in checkpoint `name`."""
+    """(vector steps, updates) of the agent saved in checkpoint `name` (BaseAgent's `__counters__` are
+    vector steps, updates, step target)."""
     with np.load(os.path.join(run_dir, "checkpoints", name, "agent", "state.npz"), allow_pickle=False) as data:
-        return tuple(int(x) for x in data["off_policy_counters"])
+        return tuple(int(x) for x in data["__counters__"][:2])
 
 
 def test_sigterm_saves_a_checkpoint_at_that_step_exits_143_and_the_run_resumes_to_the_end(tmp_path, write_config):

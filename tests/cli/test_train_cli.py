@@ -225,6 +225,39 @@ def test_resuming_from_a_checkpoint_ends_bit_for_bit_like_the_uninterrupted_run(
     assert steps(killed) == steps(full) and len(set(steps(full))) == len(steps(full))
 
 
+def test_a_run_with_several_checkpoints_runs_one_loop_and_makes_new_envs_only_at_the_cuts(tmp_path, write_config):
+    from tlrl.algorithms import PPO
+    from tlrl.config import load_config
+    from tlrl.run_dir import PreparedRun
+
+    calls = {"learn": 0, "make_vector_env": 0, "cut_episodes": 0}
+
+    class CountingPPO(PPO):
+        def learn(self, total_steps, callback=None):
+            calls["learn"] += 1
+            return super().learn(total_steps, callback)
+
+        def make_vector_env(self, n_envs, seed, asynchronous=False):
+            calls["make_vector_env"] += 1
+            return super().make_vector_env(n_envs, seed, asynchronous)
+
+        def cut_episodes(self):
+            calls["cut_episodes"] += 1
+            super().cut_episodes()
+
+    config = load_config(write_config(tiny_config("ppo", total_steps=256, every=64, interval=32)))
+    agent = CountingPPO(config.env.id, seed=config.seed, env_kwargs=dict(config.env.kwargs), **config.hyperparameters)
+    run_dir = str(tmp_path / "run")
+    summary = run_training(PreparedRun(config, run_dir, agent), progress=False)
+    # checkpoints at 64, 128, 192 and the final one at 256: one loop, each checkpoint a cut, fresh envs after each
+    assert calls == {"learn": 1, "cut_episodes": 4, "make_vector_env": 4}
+    assert sorted(os.listdir(os.path.join(run_dir, "checkpoints"))) == \
+        ["latest", "step_000000064", "step_000000128", "step_000000192", "step_000000256"]
+    assert summary["num_timesteps"] == 256 and summary["checkpoint"] == os.path.join("checkpoints", "step_000000256")
+    assert [r["num_timesteps"] for r in read_metrics(os.path.join(run_dir, "metrics.csv"))] == list(range(32, 257, 32))
+    assert agent.collector.env is None  # closed at the end of the run
+
+
 def _wait_for(path, proc, timeout=300):
     t0 = time.time()
     while not os.path.exists(path):

@@ -26,7 +26,7 @@ def test_killed_worker_process_is_restarted_and_checkpoints_stay_consistent(tmp_
     published, pids, saved = record_published(agent.learner), {}, []
 
     def callback(agent_, info):
-        pool = agent_.pool
+        pool = agent_.workers.pool
         # Kill the first worker that has delivered twice (one that never worked is not restarted):
         # which one that is depends on which process finished importing TF first.
         busy = [i for i in range(pool.n) if pool.completed[i] >= 2]
@@ -54,8 +54,9 @@ def test_ctrl_c_or_an_exception_in_the_learner_stops_every_worker_process(how):
     import tensorflow as tf
 
     from tlrl.optim import Adam
-    from tlrl.runner import make_pool, run_gradient_workers
-    from tlrl.workers import Learner
+    from tlrl.runner import make_pool
+    from tlrl.runner.gradient import run_gradient_workers
+    from tlrl.runner.learner import Learner
 
     from .helpers import toy_gradient_factory  # workers without TF: the shutdown path is the driver's
 
@@ -116,7 +117,7 @@ env: {{id: "{CORRIDOR}"}}
 total_steps: 100
 runner: {{backend: process, workers: 3}}
 """)
-    assert config.hyperparameters["backend"] == "process" and config.hyperparameters["n_workers"] == 3
+    assert config.runner.backend == "process" and config.hyperparameters["n_workers"] == 3
     with pytest.raises(ValueError, match="backend must be one of 'sync', 'thread', 'process', 'ray'"):
         A3C(CORRIDOR, backend="mpi")
     runner = Runner(agent, backend="sync")
@@ -129,46 +130,56 @@ runner: {{backend: process, workers: 3}}
 def test_kept_worker_processes_serve_every_learn_call_until_close():
     before = child_pids()
     agent = A3C(CORRIDOR, seed=0, n_workers=2, backend="process", keep_workers=True, **SMALL)
-    assert agent.start_workers() > 0
-    pool = agent.pool
+    assert agent.start_workers() > 0 and agent.start_workers() == 0.0  # the second call finds them running
+    pool = agent.workers.pool
     pids = [pool.info(i)["pid"] for i in range(2)]
     assert all(alive(p) for p in pids) and pool.completed == [1, 1]  # each took the weights, nothing else yet
     agent.learn(200)
     agent.learn(200)  # the same processes, not new ones
-    assert agent.pool is pool and [pool.info(i)["pid"] for i in range(2)] == pids and all(alive(p) for p in pids)
-    assert agent.num_timesteps >= 400 and sum(pool.completed) >= 2 + 400 // 10
+    assert agent.workers.pool is pool and [pool.info(i)["pid"] for i in range(2)] == pids
+    assert all(alive(p) for p in pids) and agent.num_timesteps >= 400
     # every call after the first (taking the weights) was one applied update
-    np.testing.assert_array_equal(pool.completed[0] + pool.completed[1] - 2, agent.learner.version)
+    assert pool.completed[0] + pool.completed[1] - 2 == agent.learner.version
     agent.close()
     assert child_pids() == before and not any(alive(p) for p in pids)
+
+
+def test_started_workers_serve_the_next_learn_call_and_stop_at_its_end():
+    before = child_pids()
+    agent = A3C(CORRIDOR, seed=0, n_workers=2, backend="process", **SMALL)
+    assert agent.start_workers() > 0
+    pool = agent.workers.pool
+    agent.learn(100)
+    assert agent.workers.pool is pool and not pool.running and child_pids() == before
+    agent.learn(100)  # a new pool for this call
+    assert agent.workers.pool is not pool and not agent.workers.pool.running and child_pids() == before
 
 
 def test_kept_workers_are_stopped_by_an_error_in_training():
     before = child_pids()
     agent = A3C(CORRIDOR, seed=0, n_workers=2, backend="process", keep_workers=True, **SMALL)
     agent.learn(100)
-    pids = [agent.pool.info(i)["pid"] for i in range(2)]
+    pids = [agent.workers.pool.info(i)["pid"] for i in range(2)]
 
     def callback(agent_, info):
         raise KeyError("boom")
 
     with pytest.raises(KeyError, match="boom"):
         agent.learn(100, callback=callback)
-    assert not agent.pool.running and child_pids() == before and not any(alive(p) for p in pids)
+    assert not agent.workers.pool.running and child_pids() == before and not any(alive(p) for p in pids)
     agent.learn(100)  # a new pool
-    assert agent.pool.running and [agent.pool.info(i)["pid"] for i in range(2)] != pids
+    assert agent.workers.pool.running and [agent.workers.pool.info(i)["pid"] for i in range(2)] != pids
     agent.close()
     assert child_pids() == before
 
 
-def test_start_workers_needs_kept_remote_workers():
-    with pytest.raises(ValueError, match="set backend='process' or 'ray' and keep_workers=True"):
-        A3C(CORRIDOR, n_workers=2, backend="process", **SMALL).start_workers()
-    with pytest.raises(ValueError, match="backend='thread' and keep_workers=True"):
-        A3C(CORRIDOR, n_workers=2, backend="thread", keep_workers=True, **SMALL).start_workers()
+def test_start_workers_needs_remote_workers():
+    with pytest.raises(ValueError, match="set backend='process' or 'ray'"):
+        A3C(CORRIDOR, n_workers=2, backend="thread", **SMALL).start_workers()
 
 
-def test_tlrl_train_keeps_worker_processes_across_checkpoints_and_stops_them_at_the_end(tmp_path):
+def test_tlrl_train_runs_on_one_set_of_worker_processes_through_checkpoints_and_stops_them_at_the_end(tmp_path):
+    """No flag needed: the run is one `learn` call, checkpoints are taken at its boundaries."""
     from tlrl.config import load_config_text
     from tlrl.run_dir import prepare_new
     from tlrl.training import run_training
@@ -180,7 +191,7 @@ env: {{id: "{CORRIDOR}"}}
 total_steps: 400
 seed: 0
 runner: {{backend: process, workers: 2}}
-hyperparameters: {{n_steps: 5, n_envs: 2, net_arch: [16], keep_workers: true}}
+hyperparameters: {{n_steps: 5, n_envs: 2, net_arch: [16]}}
 checkpoint: {{every_steps: 100}}
 log: {{progress: false}}
 eval: {{episodes: 2}}
@@ -188,18 +199,17 @@ eval: {{episodes: 2}}
     run = prepare_new(config, str(tmp_path / "run"))
     summary = run_training(run, progress=False)
     assert summary["num_timesteps"] >= 400 and len(os.listdir(tmp_path / "run" / "checkpoints")) >= 4
-    pool = run.agent.pool
-    # one pool served every update of every interval (at each of the 3 checkpoint stops, the rollout
-    # still in flight in the other worker was dropped)
-    assert run.agent.learner.version <= sum(pool.completed) <= run.agent.learner.version + 3
-    assert not pool.running and child_pids() == before
+    pool = run.agent.workers.pool
+    assert pool.backend == "process" and not pool.running and child_pids() == before
+    # one pool served every update of the run: each call it completed was one applied update
+    assert sum(pool.completed) == run.agent.learner.version == run.agent.n_updates
 
 
 def test_kept_workers_of_another_backend_are_stopped_when_the_runner_switches():
     before = child_pids()
     agent = A3C(CORRIDOR, seed=0, n_workers=2, backend="process", keep_workers=True, **SMALL)
     agent.learn(100)
-    pids = [agent.pool.info(i)["pid"] for i in range(2)]
+    pids = [agent.workers.pool.info(i)["pid"] for i in range(2)]
     Runner(agent, backend="thread").learn(100)  # the runner's backend for this call
     assert child_pids() == before and not any(alive(p) for p in pids)
     agent.close()

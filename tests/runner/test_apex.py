@@ -32,21 +32,23 @@ def test_sync_actors_are_deterministic_and_keep_the_agents_update_ratio():
         return agent, apex
 
     (a, apex), (b, _) = run(), run()
-    assert a.num_timesteps == 512 and len(a.replay) == 512
+    assert a.num_timesteps == 512 and len(a.store.replay) == 512
     # one phase per train_freq vector steps once learning_starts steps are in, as agent.learn does
     assert apex.stats["updates"] == a.n_updates == (512 - 64) // 8 + 1
-    for x, y in zip(a.q_net.trainable_variables, b.q_net.trainable_variables):
-        np.testing.assert_array_equal(x.numpy(), y.numpy())
-    np.testing.assert_array_equal(a.replay._action, b.replay._action)
+    for x, y in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(x, y)
+    rows = np.arange(512)
+    np.testing.assert_array_equal(a.store.replay.gather(rows).action, b.store.replay.gather(rows).action)
 
 
 def test_blocks_never_join_in_n_step_returns():
     agent = _dqn(n_step=3)
     ApeX(agent, workers=2, backend="sync", block_steps=8).learn(64)
-    truncated, terminated = agent.replay._truncated[:64, 0], agent.replay._terminated[:64, 0]
+    replay = agent.store.replay
+    truncated, terminated = replay._truncated[:64, 0], replay._terminated[:64, 0]  # the flags as stored
     ends = np.arange(7, 64, 8)
     assert np.all(truncated[ends] | terminated[ends])  # every block's last row stops n-step segments
-    batch = agent.replay.gather(np.arange(64))
+    batch = replay.gather(np.arange(64))
     bootstrapped = batch.discount > 0
     steps = np.round(np.log(batch.discount[bootstrapped]) / np.log(agent.config.gamma)).astype(int)
     room = np.minimum(3, 8 - np.arange(64) % 8)[bootstrapped]  # steps left in the row's block
@@ -70,9 +72,9 @@ def test_actors_pull_weights_every_k_steps(monkeypatch):
     pulls = []
     original = OffPolicyActor.set_weights
 
-    def counting(self, flat):
+    def counting(self, weights):
         pulls.append(self.agent.num_timesteps)
-        original(self, flat)
+        original(self, weights)
 
     monkeypatch.setattr(OffPolicyActor, "set_weights", counting)
     agent = _dqn(learning_starts=16, train_freq=4)
@@ -87,10 +89,11 @@ def test_pulled_weights_are_the_learners():
     agent = _dqn()
     ApeX(agent, workers=1, backend="sync").learn(128)
     actor = OffPolicyActor(DQN, CORRIDOR, {}, dict(TINY, buffer_size=10), 0, 4)
-    flat = np.concatenate([v.numpy().ravel() for v in agent.q_net.trainable_variables])
-    actor.set_weights(flat)
+    actor.set_weights(agent.get_weights())
     obs = np.eye(5, dtype=np.float32)
-    np.testing.assert_allclose(actor.agent._numpy_q(obs), agent.q_net(tf.constant(obs)).numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(actor.agent.numpy_q(obs), agent.q_net(tf.constant(obs)).numpy(), rtol=1e-5, atol=1e-6)
+    block, stats = actor.collect(None, False, 1000, 2000)  # a block: [T, n_envs, ...] arrays, as the learner stores
+    assert block.obs.shape == (4, 1, 5) and block.reward.dtype == np.float32 and stats["steps"] == 4
 
 
 def test_two_actors_learn_a_custom_env():
@@ -111,7 +114,10 @@ def test_callback_false_stops_and_exceptions_stop_all_actor_threads():
     ApeX(agent, workers=2, backend="thread").learn(100_000, callback=stop_at_3)
     assert len(seen) == 3 and agent.num_timesteps < 2000 and not _tlrl_threads()
     assert {"num_timesteps", "metrics", "episode_returns", "progress", "n_updates"} <= set(seen[0])
-    assert {"loss", "steps_per_second", "updates_per_second", "worker_restarts"} <= set(seen[0]["metrics"])
+    # before learning_starts a boundary has no update (empty metrics), as in agent.learn
+    assert all(bool(info["metrics"]) == (info["n_updates"] > 0) for info in seen)
+    trained = [info for info in seen if info["n_updates"]]
+    assert trained and {"loss", "steps_per_second", "updates_per_second", "worker_restarts"} <= set(trained[0]["metrics"])
 
     def broken(agent_, info):
         raise KeyError("logger broke")
@@ -146,7 +152,7 @@ def test_killed_actor_process_is_restarted_and_the_run_completes(tmp_path, caplo
             apex.pool.kill(1)
         if killed and not saved and info["n_updates"] >= killed[0] + 3:
             agent_.save(str(tmp_path / "mid"))  # between updates: consistent while actors run
-            saved.append([v.numpy() for v in agent_.q_net.trainable_variables] + [agent_.num_timesteps])
+            saved.append(agent_.get_weights() + [agent_.num_timesteps])
 
     with caplog.at_level(logging.WARNING, logger="tlrl.runner"):
         apex.learn(1024, callback=callback)
@@ -154,8 +160,8 @@ def test_killed_actor_process_is_restarted_and_the_run_completes(tmp_path, caplo
     assert "worker 1 of 2 (process" in caplog.text and "killed by SIGKILL" in caplog.text
     assert child_pids() == before
     loaded = DQN.load(str(tmp_path / "mid"))
-    for v, w in zip(loaded.q_net.trainable_variables, saved[0]):
-        np.testing.assert_array_equal(v.numpy(), w)
+    for v, w in zip(loaded.get_weights(), saved[0]):
+        np.testing.assert_array_equal(v, w)
     assert loaded.num_timesteps == saved[0][-1]
 
 

@@ -22,7 +22,7 @@ def test_kept_actor_processes_serve_every_learn_call_until_close():
     apex.learn(256)  # the same processes, not new ones
     assert apex.pool is pool and [pool.info(i)["pid"] for i in range(2)] == pids and all(alive(p) for p in pids)
     # 512 env steps in blocks of 16 vector steps x 1 env, plus the two weight loads
-    assert agent.num_timesteps == 512 and sum(pool.completed) == 2 + 512 // 16 and len(agent.replay) == 512
+    assert agent.num_timesteps == 512 and sum(pool.completed) == 2 + 512 // 16 and len(agent.store.replay) == 512
     assert agent.n_updates > 0
     apex.close()
     assert child_pids() == before and not any(alive(p) for p in pids)
@@ -32,23 +32,23 @@ def test_kept_actors_take_the_learners_weights_at_each_learn_call(monkeypatch):
     received = []
     original = OffPolicyActor.set_weights
 
-    def recording(self, flat):
-        received.append(np.array(flat))
-        original(self, flat)
+    def recording(self, weights):
+        received.append([np.array(w) for w in weights])
+        original(self, weights)
 
     monkeypatch.setattr(OffPolicyActor, "set_weights", recording)
     agent = _dqn()
     apex = ApeX(agent, workers=1, backend="thread", block_steps=16, pull_every=10_000, keep_workers=True)
     apex.learn(128)
-    for v in agent.q_net.trainable_variables:  # changed between the calls (as a restore would)
-        v.assign(v + 1.0)
-    expected = np.concatenate([v.numpy().ravel() for v in agent.q_net.trainable_variables])
+    agent.set_weights([w + 1.0 for w in agent.get_weights()])  # changed between the calls (as a restore would)
+    expected = agent.get_weights()
     received.clear()
     apex.learn(16)
     apex.close()
     # the kept actor's first block of the new call pulled the changed weights (pull_every alone would not)
     assert len(received) == 1
-    np.testing.assert_array_equal(received[0], expected)
+    for got, want in zip(received[0], expected):
+        np.testing.assert_array_equal(got, want)
 
 
 def test_kept_actors_are_stopped_by_an_error_in_training():

@@ -8,8 +8,8 @@ import pytest
 import tensorflow as tf
 
 from tlrl.optim import Adam
-from tlrl.workers import Learner
-from tlrl.workers.host_adam import HostAdam
+from tlrl.runner.host_adam import HostAdam
+from tlrl.runner.learner import Learner
 
 SHAPES = [(3, 4), (4,), (4, 2)]
 
@@ -80,7 +80,8 @@ def test_variables_changed_under_the_lock_are_where_the_next_update_starts():
 
 
 def test_a_gradient_run_leaves_the_variables_current():
-    from tlrl.runner import make_pool, run_gradient_workers
+    from tlrl.runner import make_pool
+    from tlrl.runner.gradient import run_gradient_workers
 
     class Worker:
         def step(self, flat):
@@ -96,7 +97,8 @@ def test_a_gradient_run_leaves_the_variables_current():
 
 
 def test_workers_are_stopped_even_if_writing_the_variables_back_fails():
-    from tlrl.runner import make_pool, run_gradient_workers
+    from tlrl.runner import make_pool
+    from tlrl.runner.gradient import run_gradient_workers
 
     class Worker:
         def step(self, flat):

@@ -1,5 +1,4 @@
 """Worker pools (sync, thread, process): calls, failures, restarts, clean shutdown; the restart policy."""
-import functools
 import logging
 import os
 import signal

@@ -24,10 +24,10 @@ def cluster():
     # Ray's worker processes inherit the nodes' environment: let them import the test helpers.
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (TESTS_DIR, saved["PYTHONPATH"]) if p)
     import ray
-    from ray._private import ray_constants
     from ray.cluster_utils import Cluster
+    from ray.util import get_node_ip_address
 
-    ray_constants.ENABLE_RAY_CLUSTER = False
+    assert get_node_ip_address() == "127.0.0.1", "ray was imported before RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0"
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
     cluster.add_node(num_cpus=1)
     ray.init(address=cluster.address, log_to_driver=False)
@@ -52,7 +52,7 @@ def test_a3c_workers_use_both_nodes_and_survive_a_killed_actor(cluster, caplog):
     seen = {}
 
     def callback(agent_, info):
-        pool = agent_.pool
+        pool = agent_.workers.pool
         for i in range(2):
             where = pool.info(i)
             seen[where["pid"]] = where["node_id"]

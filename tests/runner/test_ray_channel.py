@@ -8,6 +8,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 
@@ -23,6 +24,7 @@ TESTS_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 @pytest.fixture(scope="module")
 def local_ray():
     saved = {k: os.environ.get(k) for k in ("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "PYTHONPATH")}
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # what init_ray sets, before ray is imported here
     # Ray's worker processes inherit this environment: let them import the test helpers.
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (TESTS_DIR, saved["PYTHONPATH"]) if p)
     from tlrl.runner.ray_pool import init_ray, shutdown_ray
@@ -251,3 +253,17 @@ def test_a_peer_that_drips_bytes_is_dropped_at_the_handshake_deadline_while_acto
         dripper.close()
     finally:
         apex.close()
+
+
+def test_init_ray_refuses_to_start_a_local_ray_beyond_loopback_when_ray_was_imported_first():
+    """Ray reads RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER when imported; imported before it was set to 0, a local Ray would
+    listen on the machine's address (where it has one): `init_ray` says so instead of starting it."""
+    code = ("import ray\nfrom ray.util import get_node_ip_address\nfrom tlrl.runner.ray_pool import init_ray\n"
+            "node = get_node_ip_address()\ntry:\n    init_ray()\nexcept RuntimeError as exc:\n    print('refused', exc)\n"
+            "else:\n    print('started', node)\n")
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300).stdout
+    if out.startswith("started"):  # no network address here other than loopback: nothing to refuse
+        assert out.split()[1] == "127.0.0.1", out
+    else:
+        assert out.startswith("refused") and "not on 127.0.0.1 only" in out and "before importing ray" in out, out

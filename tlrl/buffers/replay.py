@@ -197,6 +197,15 @@ class ReplayBuffer:
             self._pos = 0
             self._full = True
 
+    def cut(self) -> None:
+        """Mark the newest row truncated where it did not terminate: the episodes running there were cut (a
+        checkpoint restarts the envs), so n-step returns do not run across the cut; bootstrapping from the
+        stored next observation stays exact."""
+        if len(self) == 0:
+            return
+        last = (self._pos - 1) % self._rows
+        self._truncated[last] |= ~self._terminated[last]
+
     # --- sampling ---
 
     def sample(self, batch_size: int) -> Batch:

@@ -39,7 +39,8 @@ class MultiCategoricalHead(tf.Module):
     """One Categorical per dimension of a MultiDiscrete space.
 
     Logits are padded to the largest dimension with a very negative value, so the
-    result is a single `Independent(Categorical)` over `[batch, len(nvec)]`.
+    result is a single `Independent(Categorical)` over `[batch, len(nvec)]`: the flat logits
+    `[B, sum(nvec)]` gathered at `gather_index` `[D, max_n]`, plus `padding_mask` (0 or -1e9).
     """
 
     def __init__(self, nvec: Sequence[int], *, w_init=None, name: Optional[str] = None):
@@ -48,18 +49,18 @@ class MultiCategoricalHead(tf.Module):
         self.max_n = max(self.nvec)
         self.logits = Dense(sum(self.nvec), w_init=w_init or init.orthogonal(0.01), name="logits")
         mask = np.full([len(self.nvec), self.max_n], -1e9, np.float32)
-        self._gather = np.zeros([len(self.nvec), self.max_n], np.int32)
+        self.gather_index = np.zeros([len(self.nvec), self.max_n], np.int32)
         offset = 0
         for d, n in enumerate(self.nvec):
             mask[d, :n] = 0.0
-            self._gather[d, :n] = np.arange(offset, offset + n)
+            self.gather_index[d, :n] = np.arange(offset, offset + n)
             offset += n
-        self._mask = tf.constant(mask)
+        self.padding_mask = tf.constant(mask)
 
     @tf.Module.with_name_scope
     def __call__(self, features) -> tfd.Distribution:
         flat = self.logits(features)  # [B, sum(nvec)]
-        logits = tf.gather(flat, self._gather, axis=-1) + self._mask  # [B, D, max_n]
+        logits = tf.gather(flat, self.gather_index, axis=-1) + self.padding_mask  # [B, D, max_n]
         return tfd.Independent(tfd.Categorical(logits=logits), reinterpreted_batch_ndims=1)
 
 

@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from tlrl.layers import Conv2D, Dense, Flatten, Lambda, Sequential
 from tlrl.layers import initializers as init
-from tlrl.layers.keras_interop import KerasModule, _as_tf_variable, _is_keras, as_module  # noqa: F401 (re-exported)
+from tlrl.layers.keras_interop import KerasModule, as_module  # noqa: F401 (re-exported)
 
 
 def mlp(hidden: Sequence[int] = (64, 64), activation="tanh", *, w_init=None, layer_norm: bool = False,

@@ -8,31 +8,30 @@
 >>> agent.num_timesteps
 128
 
-Ways to run (`backend`, `workers`):
+Every way of running is `tlrl.loop.train` with a source (`Runner.source`):
 
-- `"sync"` with one worker: the agent's own `learn` loop on one vector env of `n_envs` envs,
-  stepped in this process, or each env in its own subprocess with `async_envs=True`
-  (Gymnasium's `AsyncVectorEnv`, spawn): same results for the same seed, as the envs are
-  seeded the same way.
-- asynchronous workers, on `"thread"`, `"process"` or `"ray"` (or `"sync"`: the same workers
-  taking turns in this thread, deterministic):
-  - gradient workers for agents that have them (A3C: `n_workers`): each worker holds an env
-    and a copy of the network, computes n-step gradients, the learner applies them as they
-    arrive and sends fresh weights back (`tlrl.runner.gradient`);
-  - experience workers (actors) for off-policy agents (DQN, DDPG, TD3): actors explore with
-    their own epsilon, push transitions in blocks to the learner's replay buffer and pull
-    weights every `pull_every` steps while the learner trains (`tlrl.runner.apex.ApeX`).
+- the agent's own loop (no source; `backend` None or "sync", one worker) on one vector env of
+  `n_envs` envs, stepped in this process, or each env in its own subprocess with
+  `async_envs=True` (Gymnasium's `AsyncVectorEnv`, spawn): same results for the same seed;
+- the agent's own workers (`agent.worker_source(backend, **options)`; A3C: gradient workers,
+  `tlrl.runner.gradient_source`), on "sync", "thread", "process" or "ray";
+- Ape-X actors for replay agents (DQN, DDPG, TD3: a `tlrl.off_policy.ReplayStore`) with another
+  backend or more than one worker (`tlrl.runner.apex.ActorSource`): actors explore with their
+  own epsilon, push transitions in blocks to the learner's replay and pull weights every
+  `pull_every` steps while the learner trains.
 
-Faults: a worker that raises, whose process or Ray actor dies, or that does not answer within
-`worker_timeout` seconds (then it is stopped) is restarted (up to `max_worker_restarts` per
-run, then training stops with `WorkerError`); its unfinished work is dropped and training
+A run config's `runner` section builds the same runner (`Runner.from_config`, what `tlrl train`
+calls). Faults: a worker that raises, whose process or Ray actor dies, or that does not answer
+within `worker_timeout` seconds (then it is stopped) is restarted (up to `max_worker_restarts`
+per run, then training stops with `WorkerError`); its unfinished work is dropped and training
 reaches its step target. Ctrl-C, an exception, or the end of training stop all workers, each
 wait bounded. See docs/runner.md.
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from tlrl.runner.driver_policy import Restarts, StepBudget
 from tlrl.runner.pools import (BACKENDS, Event, Failure, InlinePool, WorkerError, WorkerPool, check_backend,
@@ -40,8 +39,11 @@ from tlrl.runner.pools import (BACKENDS, Event, Failure, InlinePool, WorkerError
 from tlrl.runner.thread_pool import ThreadPool
 
 # Imported on first use, so a worker process that only needs the pool machinery does not import TF.
-_LAZY = {"ApeX": "apex", "OffPolicyActor": "apex_actor", "apex_epsilons": "apex_actor", "FlatGradientWorker": "gradient",
+_LAZY = {"ApeX": "apex", "ActorSource": "apex", "OffPolicyActor": "apex_actor", "apex_epsilons": "apex_actor",
          "run_gradient_workers": "gradient", "init_ray": "ray_pool", "shutdown_ray": "ray_pool"}
+
+#: The keys of a run config's `runner` section that are `Runner` options (null: the default).
+CONFIG_OPTIONS = ("block_steps", "pull_every", "exploration", "max_worker_restarts", "worker_timeout", "ray_address")
 
 
 def __getattr__(name: str):
@@ -49,9 +51,10 @@ def __getattr__(name: str):
         return getattr(importlib.import_module(f"tlrl.runner.{_LAZY[name]}"), name)
     raise AttributeError(f"module 'tlrl.runner' has no attribute {name!r}")
 
-__all__ = ["BACKENDS", "ApeX", "Event", "Failure", "FlatGradientWorker", "InlinePool", "OffPolicyActor", "Restarts",
+
+__all__ = ["BACKENDS", "ActorSource", "ApeX", "Event", "Failure", "InlinePool", "OffPolicyActor", "Restarts",
            "Runner", "StepBudget", "ThreadPool", "WorkerError", "WorkerPool", "apex_epsilons", "check_backend",
-           "init_ray", "make_pool", "run_gradient_workers", "shutdown_ray"]
+           "check_timeout", "init_ray", "make_pool", "run_gradient_workers", "shutdown_ray"]
 
 
 class Runner:
@@ -59,113 +62,89 @@ class Runner:
 
     Args:
         agent: any tlrl agent.
-        backend: "sync", "thread", "process" or "ray".
-        workers: number of workers. Default: the agent's `n_workers` for gradient-worker agents
-            (A3C), else 1 (the agent's own loop for "sync"; one actor otherwise).
+        backend: "sync", "thread", "process" or "ray"; None: the agent's own loop (A3C: its `backend`).
+        workers: number of workers: A3C's (its `n_workers`), or Ape-X actors for replay agents
+            (default 1: the agent's own loop with "sync", one actor otherwise).
         async_envs: with the agent's own loop, step each env in its own subprocess.
-        **options: for off-policy agents with workers, `ApeX` options (`block_steps`,
-            `pull_every`, `exploration`, `max_update_lag`, `max_worker_restarts`, `worker_timeout`,
-            `ray_address`, `keep_workers`, ...);
-            for gradient-worker agents, config fields (`max_worker_restarts`, `worker_timeout`, `ray_address`).
+        **options: for replay agents with workers, `ApeX` options (`block_steps`, `pull_every`,
+            `exploration`, `max_update_lag`, `max_worker_restarts`, `worker_timeout`,
+            `ray_address`, `keep_workers`, ...); for agents with workers of their own, what their
+            `worker_source` takes (A3C: `max_worker_restarts`, `worker_timeout`, `ray_address`).
     """
 
-    def __init__(self, agent, backend: str = "sync", workers: Optional[int] = None, *, async_envs: bool = False,
-                 **options: Any):
-        check_backend(backend)
-        self.agent, self.backend, self.async_envs, self.options = agent, backend, bool(async_envs), options
-        config = agent.config
-        self.gradient_workers = hasattr(config, "n_workers") and hasattr(config, "backend")
-        if self.gradient_workers:
-            if workers is not None and workers != config.n_workers:
-                raise ValueError(f"{type(agent).__name__} was built with n_workers={config.n_workers}; build it with "
-                                 f"n_workers={workers} to run {workers} workers")
-            unknown = set(options) - {f for f in ("max_worker_restarts", "worker_timeout", "ray_address")
-                                      if hasattr(config, f)}
-            if unknown:
-                raise TypeError(f"unknown option(s) for {type(agent).__name__}: {', '.join(sorted(unknown))}")
-            if "worker_timeout" in options:
-                check_timeout(options["worker_timeout"])
-            self.workers = config.n_workers
-        else:
-            self.workers = 1 if workers is None else int(workers)
-            if self.workers < 1:
-                raise ValueError(f"workers must be at least 1, got {workers}")
-        self.uses_actors = not self.gradient_workers and (backend != "sync" or self.workers > 1)
-        if self.uses_actors:
-            from tlrl.runner.apex import ApeX
-
-            if not hasattr(agent, "replay"):
-                raise TypeError(f"{type(agent).__name__} has no asynchronous workers in tlrl (gradient workers: A3C; "
-                                f"actors: off-policy agents such as DQN, DDPG, TD3); run it with backend='sync', and "
-                                f"async_envs=True to step its envs in subprocesses")
-
-            self.apex = ApeX(agent, workers=self.workers, backend=backend, **options)  # checks the agent
-        elif options and not self.gradient_workers:  # (a gradient-worker agent's options were checked above)
-            raise TypeError(f"unknown option(s) for the agent's own loop: {', '.join(sorted(options))}")
-        if async_envs and (self.gradient_workers or self.uses_actors):
-            raise ValueError("async_envs=True applies to the agent's own loop (backend='sync', one worker); "
+    def __init__(self, agent, backend: Optional[str] = None, workers: Optional[int] = None, *,
+                 async_envs: bool = False, **options: Any):
+        if backend is not None:
+            check_backend(backend)
+        if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+            raise ValueError(f"workers must be a positive integer, got {workers!r}")
+        self.agent, self.backend, self.workers, self.async_envs = agent, backend, workers, bool(async_envs)
+        #: the Ape-X actors (`tlrl.runner.apex.ActorSource`), or None.
+        self.apex = None
+        #: the `tlrl.loop` source: the agent's own workers, the Ape-X actors, or None (the agent's own loop).
+        self.source = agent.worker_source(backend, **(options if workers is None else dict(options, workers=workers)))
+        with_workers = backend not in (None, "sync") or (workers or 1) > 1
+        if async_envs and (self.source is not None or with_workers):
+            raise ValueError("async_envs=True applies to the agent's own loop (backend='sync' or None, one worker); "
                              "workers already step their envs in parallel")
+        if self.source is None and with_workers:
+            from tlrl.off_policy import ReplayStore
 
-    def learn(self, total_steps: int, callback: Optional[Callable[..., Any]] = None):
-        """Train `total_steps` more env steps; return the agent."""
-        agent = self.agent
-        if self.gradient_workers:
-            saved = {k: getattr(agent.config, k) for k in ["backend", *self.options]}
-            try:
-                agent.config.backend = self.backend
-                for k, v in self.options.items():
-                    setattr(agent.config, k, v)
-                return agent.learn(total_steps, callback=callback)
-            finally:
-                for k, v in saved.items():
-                    setattr(agent.config, k, v)
-        if self.uses_actors:
-            return self.apex.learn(total_steps, callback=callback)
+            if not isinstance(agent.store, ReplayStore):
+                raise TypeError(f"{type(agent).__name__} has no asynchronous workers in tlrl (gradient workers: A3C; "
+                                f"actors: off-policy agents with a replay store such as DQN, DDPG, TD3); run it with "
+                                f"backend='sync', and async_envs=True to step its envs in subprocesses")
+            from tlrl.runner.apex import ActorSource
+
+            self.source = self.apex = ActorSource(agent, workers=workers or 1, backend=backend or "sync", **options)
+        elif self.source is None and options:
+            raise TypeError(f"unknown option(s) for the agent's own loop: {', '.join(sorted(options))}")
+
+    @classmethod
+    def from_config(cls, agent, config) -> "Runner":
+        """The runner a run config's `runner` section (`tlrl.config_schema.RunnerConfig`, checked when the config
+        was loaded) asks for; `tlrl train` trains with `Runner.from_config(agent, config.runner).learn(...)`."""
+        values = dataclasses.asdict(config)
+        options = {k: values[k] for k in CONFIG_OPTIONS if values[k] is not None}
+        return cls(agent, values["backend"], values["workers"], async_envs=values["async_envs"], **options)
+
+    @property
+    def uses_actors(self) -> bool:
+        """Whether Ape-X actors collect (a replay agent with workers)."""
+        return self.apex is not None
+
+    def learn(self, total_steps: int, callback=None):
+        """Train `total_steps` more env steps in `tlrl.loop.train` with this runner's source; return the agent."""
+        if self.source is not None:
+            from tlrl.loop import train
+
+            return train(self.agent, total_steps, callback, source=self.source)
         if not self.async_envs:
-            return agent.learn(total_steps, callback=callback)
-        return _learn_with_async_envs(agent, total_steps, callback)
+            return self.agent.learn(total_steps, callback=callback)
+        return self._learn_with_async_envs(total_steps, callback)
+
+    def _learn_with_async_envs(self, total_steps: int, callback):
+        """`agent.learn` with its training envs in subprocesses, made and seeded as the agent makes its own;
+        the episodes are cut at the start (if envs ran) and at the end, and the in-process collector restored."""
+        from tlrl.collector import Collector
+
+        agent = self.agent
+        if agent.collector.env is not None:
+            agent.cut_episodes()
+        agent.set_collector(Collector(agent, make_env=lambda n, seed: agent.make_vector_env(n, seed, asynchronous=True)))
+        try:
+            agent.learn(total_steps, callback=callback)
+        except BaseException:
+            agent.collector.close(terminate=True)  # workers may be mid-step: do not wait for them
+            raise
+        finally:
+            agent.cut_episodes()  # closes the subprocess envs (if still open)
+            agent.set_collector(Collector(agent))
+        return agent
 
     def close(self) -> None:
-        """Stop kept workers (`keep_workers=True`): the actors of an off-policy agent, or the agent's own."""
-        if self.uses_actors:
+        """Stop the workers: kept Ape-X actors (`keep_workers=True`), or the agent's own (`agent.close()`)."""
+        if self.apex is not None:
             self.apex.close()
-        elif self.gradient_workers:
+        elif self.source is not None:
             self.agent.close()
-
-
-def _learn_with_async_envs(agent, total_steps: int, callback):
-    """`agent.learn` with its training envs in subprocesses, created the way the agent creates
-    its own (same seeds), and closed at the end."""
-    from tlrl.envs import make_vector_env
-
-    def make_async(n_envs: int, seed: Optional[int]):
-        return make_vector_env(agent.env_spec, n_envs, seed=seed, kwargs=agent.env_kwargs, asynchronous=True)
-
-    if agent.env is not None:
-        _close_train_env(agent)
-    agent._make_vector_env = make_async  # the agent's own _ensure_train_env builds this one
-    try:
-        result = agent.learn(total_steps, callback=callback)
-    except BaseException:
-        del agent._make_vector_env
-        _close_train_env(agent, terminate=True)  # workers may be mid-step: do not wait for them
-        raise
-    del agent._make_vector_env
-    _close_train_env(agent)
-    return result
-
-
-def _close_train_env(agent, terminate: bool = False) -> None:
-    """Close the agent's training env so that its next `learn` starts fresh envs (episodes are cut)."""
-    import gymnasium as gym
-
-    env = agent.env
-    if isinstance(env, gym.vector.AsyncVectorEnv):
-        env.close(terminate=terminate)
-    elif env is not None:
-        env.close()
-    agent.env = None
-    tracker = getattr(agent, "episode_tracker", None)
-    if tracker is not None and hasattr(tracker, "returns"):
-        tracker.returns[:] = 0
-        tracker.lengths[:] = 0

@@ -1,8 +1,10 @@
 """The actor side of Ape-X style training (`tlrl.runner.apex`): what runs in each worker.
 
-`OffPolicyActor` holds a copy of the off-policy agent and steps its own vector env with the
-agent's exploration, returning blocks of transitions; `apex_epsilons` gives Ape-X's per-actor
-exploration; `acting_module` names the network whose weights actors pull.
+`OffPolicyActor` holds a copy of the replay agent whose store is a `BlockStore`, and its
+`tlrl.collector.Collector` steps the copy's own vector env with the agent's exploration
+(`explore`; uniform random actions before `learning_starts`), so a block goes through the same
+data path (`agent.add` -> `agent.store`) as the agent's own training steps. `apex_epsilons` gives
+Ape-X's per-actor exploration, `actor_hyperparameters` the copy's hyperparameters.
 """
 from __future__ import annotations
 
@@ -11,9 +13,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from tlrl.episodes import true_next_obs
-from tlrl.finite import check_env_step
-from tlrl.workers.flat import FlatLayout
+from tlrl.core import Extras, Transition
 
 
 def apex_epsilons(n: int, base: float = 0.4, alpha: float = 7.0) -> List[float]:
@@ -27,33 +27,51 @@ def apex_epsilons(n: int, base: float = 0.4, alpha: float = 7.0) -> List[float]:
     return [base ** (1.0 + alpha * i / (n - 1)) for i in range(n)]
 
 
-def acting_module(agent):
-    """The network an actor needs to act: `agent.acting_module()` if defined, else `q_net` or `actor`."""
-    hook = getattr(agent, "acting_module", None)
-    if callable(hook):
-        return hook()
-    for name in ("q_net", "actor"):
-        module = getattr(agent, name, None)
-        if module is not None and hasattr(module, "trainable_variables"):
-            return module
-    raise TypeError(f"{type(agent).__name__} has no acting network the runner knows (q_net or actor); "
-                    f"define acting_module() on it to train it with actors")
+def actor_hyperparameters(agent, epsilon: Optional[float]) -> Dict[str, Any]:
+    """The learner's hyperparameters for an actor's copy: callables dropped (the copy does not train), the
+    smallest replay buffer (the copy never fills it: its steps go to a `BlockStore`), and, where `epsilon` is
+    given, the agent's `constant_exploration(epsilon)`."""
+    values = vars(agent.config)
+    out = {f.name: values[f.name] for f in dataclasses.fields(agent.config) if not callable(values[f.name])}
+    out["buffer_size"] = int(agent.n_envs) * int(agent.store.replay.n_step)
+    if epsilon is not None:
+        out.update(agent.constant_exploration(float(epsilon)))
+    return out
 
 
-def _stack(items: Sequence[Any]):
+def _stack(items: Sequence[Any], dtype=None):
     if isinstance(items[0], dict):
         return {k: np.stack([x[k] for x in items]) for k in items[0]}
-    return np.stack(items)
+    return np.asarray(np.stack(items), dtype)
 
 
-# ----- the actor --------------------------------------------------------------------------------
+class BlockStore:
+    """A `tlrl.core.Store` that keeps the vector steps of one block; `take()` returns them stacked."""
+
+    def __init__(self):
+        self.steps: List[Transition] = []
+
+    def add(self, step: Transition, extras: Extras) -> None:
+        self.steps.append(step)
+
+    def cut(self) -> None:
+        """Nothing to mark: the learner ends every block's n-step segments itself."""
+
+    def take(self) -> Transition:
+        """The block as one `Transition` of `[T, n_envs, ...]` arrays (rewards float32, flags bool); emptied."""
+        s, self.steps = self.steps, []
+        return Transition(_stack([x.obs for x in s]), np.stack([x.action for x in s]),
+                          _stack([x.reward for x in s], np.float32), _stack([x.next_obs for x in s]),
+                          _stack([x.terminated for x in s], bool), _stack([x.truncated for x in s], bool))
+
+
 class OffPolicyActor:
-    """Collects blocks of transitions with a copy of an off-policy agent; built where the worker lives.
+    """Collects blocks of transitions with a copy of a replay agent; built where the worker lives.
 
     Args:
         agent_cls: the agent's class (importable, e.g. `tlrl.algorithms.dqn.DQN`).
         env_spec, env_kwargs: the agent's env (an id, "package.module:Class", or a picklable factory).
-        config: hyperparameters of the copy (the learner's, with exploration and buffer overrides).
+        config: hyperparameters of the copy (`actor_hyperparameters`).
         seed: seed of the copy (its env, its exploration).
         block_steps: vector steps per `collect`.
     """
@@ -61,69 +79,28 @@ class OffPolicyActor:
     def __init__(self, agent_cls, env_spec, env_kwargs: Dict[str, Any], config: Dict[str, Any], seed: Optional[int],
                  block_steps: int):
         self.agent = agent_cls(env_spec, seed=seed, env_kwargs=env_kwargs, **config)
-        self.env = self.agent._ensure_train_env()
-        self.variables = list(acting_module(self.agent).trainable_variables)
-        self.layout = FlatLayout.of(self.variables)
+        self.block = self.agent.store = BlockStore()
+        self.agent.collector.start()  # the envs now, seeded from the copy's generator
         self.block_steps = int(block_steps)
 
-    def set_weights(self, flat: np.ndarray) -> None:
-        for v, value in zip(self.variables, self.layout.unpack(flat)):
-            v.assign(value)
-        hook = getattr(self.agent, "_weights_changed", None)  # e.g. DQN's numpy copy of its Q network
-        if callable(hook):
-            hook()
-        if hasattr(self.agent, "_cached"):  # DDPG caches mu(s) from its last update
-            self.agent._cached = None
+    def set_weights(self, weights: Sequence[np.ndarray]) -> None:
+        """Act with the learner's weights (`agent.get_weights()` order) from now on."""
+        self.agent.set_weights(weights)
 
-    def collect(self, flat_weights: Optional[np.ndarray], random: bool, num_timesteps: int, total_timesteps: int):
-        """Step `block_steps` vector steps; return `(block of [T, n_envs, ...] arrays, stats)`."""
-        agent, env = self.agent, self.env
-        if flat_weights is not None:
-            self.set_weights(flat_weights)
-        agent.num_timesteps, agent._total_timesteps = int(num_timesteps), int(total_timesteps)  # schedules
-        obs_l, act_l, rew_l, next_l, term_l, trunc_l = [], [], [], [], [], []
-        returns: List[float] = []
-        lengths: List[int] = []
+    def collect(self, weights: Optional[Sequence[np.ndarray]], random: bool, num_timesteps: int,
+                total_timesteps: int):
+        """Step `block_steps` vector steps (uniform random actions if `random`); return `(block, stats)`.
+
+        `num_timesteps`/`total_timesteps` are the learner's, for the copy's schedules (e.g. epsilon)."""
+        agent = self.agent
+        if weights is not None:
+            self.set_weights(weights)
+        agent.num_timesteps, agent.total_timesteps = int(num_timesteps), int(total_timesteps)
+        steps = self.block_steps * agent.n_envs
         tracker = agent.episode_tracker
-        obs = agent._obs
-        for _ in range(self.block_steps):
-            actions = agent._random_actions() if random else agent._explore_actions(obs)
-            actions = agent._env_actions(actions)
-            next_obs, rewards, terminated, truncated, info = env.step(actions)
-            done = np.logical_or(terminated, truncated)
-            check_env_step(env, agent.num_timesteps + agent.n_envs, next_obs, rewards, info, done)
-            obs_l.append(obs)
-            act_l.append(actions)
-            rew_l.append(np.asarray(rewards, np.float32))
-            next_l.append(true_next_obs(next_obs, info, done))
-            term_l.append(np.asarray(terminated, bool))
-            trunc_l.append(np.asarray(truncated, bool))
-            if done.any():
-                lengths += (tracker.lengths[done] + 1).tolist()
-            returns += tracker.update(rewards, done)
-            obs = agent._obs = next_obs
-            agent.num_timesteps += agent.n_envs
-            agent._on_step()
-        block = {"obs": _stack(obs_l), "action": np.stack(act_l), "reward": np.stack(rew_l), "next_obs": _stack(next_l),
-                 "terminated": np.stack(term_l), "truncated": np.stack(trunc_l)}
-        return block, {"steps": self.block_steps * agent.n_envs, "episode_returns": returns,
-                       "episode_lengths": lengths}
+        returns = agent.collector.collect(self.block_steps, agent.num_timesteps + steps if random else 0)
+        lengths = list(tracker.finished_lengths)[-len(returns):] if returns else []  # (its window: the newest 100)
+        return self.block.take(), {"steps": steps, "episode_returns": returns, "episode_lengths": lengths}
 
     def close(self) -> None:
-        self.env.close()
-
-
-def _actor_config(agent, epsilon: Optional[float]) -> Dict[str, Any]:
-    """The learner's hyperparameters for an actor's copy: callables dropped (the copy does not train),
-    a tiny replay buffer, and a constant epsilon where given."""
-    c = agent.config
-    out = {}
-    for f in dataclasses.fields(c):
-        value = getattr(c, f.name)
-        if not callable(value):
-            out[f.name] = value
-    n_step = int(getattr(c, "n_step", 1))
-    out["buffer_size"] = int(agent.n_envs) * (n_step + 1)
-    if epsilon is not None:
-        out["exploration_initial_eps"] = out["exploration_final_eps"] = float(epsilon)
-    return out
+        self.agent.collector.close()

@@ -10,7 +10,8 @@ from typing import Callable, Optional
 import numpy as np
 
 from tlrl.finite import NonFiniteError
-from tlrl.runner.pools import Failure, WorkerError, WorkerPool, logger
+from tlrl.runner.host import logger
+from tlrl.runner.worker_pool import Failure, WorkerError, WorkerPool
 
 
 class StepBudget:

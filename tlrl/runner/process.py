@@ -14,6 +14,11 @@ SIGTERM that a scheduler (Slurm, systemd) sends to every process of the job, rea
 parent, which then stops the run and closes the pool; a child whose parent vanished sees its
 pipe close and exits.
 
+Pre-started children. `prestart(n)` spawns worker processes before their factory is known: they
+import what workers need (TF: seconds) while this process goes on (`tlrl train` builds the agent
+meanwhile), and the next pools take them instead of spawning (`ProcessPool`). Those that no pool
+takes are stopped at exit (`stop_spares`).
+
 A child that misses a call's deadline (`call_timeout`, see `tlrl.runner.pools`) is killed
 at once (SIGKILL) and reported as kind "timeout".
 
@@ -23,7 +28,9 @@ survives SIGKILL, stuck in the kernel, is named in a warning): no child outlives
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
+import importlib
 import multiprocessing as mp
 import multiprocessing.connection as mpc
 import os
@@ -32,12 +39,16 @@ import signal
 import sys
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from tlrl.runner.pools import START_TIMEOUT, Event, Failure, Host, MakeFactory, WorkerPool, _event, logger
+from tlrl.runner.host import Host, limit_tf_threads, logger, pack_factory, serve_calls, unpack_factory
+from tlrl.runner.worker_pool import START_TIMEOUT, Event, Failure, MakeFactory, WorkerPool, event_of
 
 _KILL_WAIT_SECONDS = 2.0  # the bound on each join after SIGKILL
 _PARENTS_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # the learner's to handle; its workers ignore them
+#: what a pre-started child imports while it waits for its factory (TF, TFP and tlrl's worker side).
+PRELOAD = ("tlrl.runner.gradient_worker",)
+_spares: List[Tuple[Any, Any, Optional[int]]] = []  # (process, parent's end of its pipe, threads) not taken yet
 
 
 @contextlib.contextmanager
@@ -56,55 +67,28 @@ def _parents_signals_blocked():
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
-def _limit_tf_threads(threads: Optional[int]) -> None:
-    """Set TF's thread pools before TF runs anything (a no-op if TF is not imported)."""
-    if threads is None:
-        return
-    import sys
-
-    tf = sys.modules.get("tensorflow")
-    if tf is None:
-        return
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
-    except RuntimeError:  # TF already initialized in this process
-        pass
-
-
-def serve_calls(conn, call: Callable[[str, tuple], Tuple[str, Any]]) -> None:
-    """Answer the calls that arrive on `conn` until told to stop: the loop of every remote worker.
-
-    Receives `(method, args)`, sends back `call(method, args)` (a `Host.call` result). `None`
-    stops the loop, and so does a closed connection (the learner is gone). A result that cannot
-    be pickled goes back as an error saying so. Used by a process over its pipe and by a Ray
-    actor over its socket (`tlrl.runner.ray_pool`), so both speak the same protocol.
-    """
-    while True:
-        try:
-            msg = conn.recv()
-        except (EOFError, OSError):  # the learner is gone
-            return
-        if msg is None:
-            return
-        out = call(*msg)
-        try:
-            conn.send(out)
-        except (BrokenPipeError, OSError):
-            return
-        except Exception as exc:  # noqa: BLE001 - the result (or exception) did not pickle
-            conn.send(("error", (f"{type(exc).__name__}: the result of {msg[0]} could not be sent to the "
-                                 f"learner ({exc})", "", None)))
-
-
-def _child_main(conn, payload: bytes, threads: Optional[int]) -> None:
-    """Entry point of a worker process: build the worker, then serve calls until told to stop."""
+def _child_main(conn, payload: Optional[bytes], threads: Optional[int], preload: Sequence[str] = ()) -> None:
+    """Entry point of a worker process: build the worker, then serve calls until told to stop. A pre-started
+    child (`payload` None) imports `preload` first, then waits for its factory (None or a closed pipe: exit)."""
     for sig in _PARENTS_SIGNALS:  # Ctrl-C and a scheduler's SIGTERM are the parent's to handle
         signal.signal(sig, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _PARENTS_SIGNALS)  # blocked at spawn; pending ones are dropped
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if payload is None:
+        for module in preload:
+            try:
+                importlib.import_module(module)
+            except Exception:  # noqa: BLE001 - the factory's own imports report what is missing
+                pass
+        limit_tf_threads(threads)
+        try:
+            payload = conn.recv()
+        except (EOFError, OSError):
+            payload = None
+        if payload is None:
+            os._exit(0)
     factory = unpack_factory(payload)
-    _limit_tf_threads(threads)
+    limit_tf_threads(threads)
     host = Host(factory)
     try:
         serve_calls(conn, host.call)
@@ -118,44 +102,6 @@ def _child_main(conn, payload: bytes, threads: Optional[int]) -> None:
         except Exception:  # noqa: BLE001 - a closed stream: nothing to flush
             pass
     os._exit(0)
-
-
-def pack_factory(factory, backend: str) -> bytes:
-    """The worker factory as bytes for the worker's process or actor, or a TypeError saying what can travel.
-
-    The bytes go straight from this process to the worker it starts (never through a file),
-    as `multiprocessing` itself would send them."""
-    try:
-        return pickle.dumps(factory)
-    except Exception as exc:  # noqa: BLE001 - explain what can travel to a process
-        where = "its process" if backend == "process" else "a Ray actor"
-        raise TypeError(
-            f"backend={backend!r} sends each worker's factory to {where}, but {factory!r} cannot be pickled "
-            f"({type(exc).__name__}: {exc}). Use an env id or 'package.module:Class' string (or a class or "
-            f"function defined at the top level of an importable module) instead of a lambda, a local class "
-            f"or an env instance."
-        ) from exc
-
-
-def unpack_factory(payload: bytes):
-    """`pack_factory`'s factory, rebuilt in the worker; one that cannot be rebuilt (e.g. a module that
-    does not import there) becomes a factory raising that error, reported by the first call."""
-    try:
-        return pickle.loads(payload)
-    except Exception as exc:  # noqa: BLE001 - reported by the first call
-        from tlrl.runner.pools import describe_exception
-
-        return _Raise(describe_exception(exc)[0])
-
-
-class _Raise:
-    """A factory that raises the error met while unpickling the real one."""
-
-    def __init__(self, message: str):
-        self.message = message
-
-    def __call__(self):
-        raise RuntimeError(f"the worker factory could not be rebuilt in the worker process: {self.message}")
 
 
 _ENV_LOCK = threading.Lock()
@@ -202,6 +148,49 @@ def _signal_name(code: int) -> str:
         return f"signal {-code}"
 
 
+def _spawn(ctx, args: tuple, name: str, threads: Optional[int]):
+    """Spawn `_child_main(child end, *args)`; returns the process and the parent's end of the pipe."""
+    parent, child = ctx.Pipe(duplex=True)
+    proc = ctx.Process(target=_child_main, args=(child, *args), name=name, daemon=True)
+    with _child_environment(threads), _parents_signals_blocked():
+        proc.start()
+    child.close()
+    return proc, parent
+
+
+def prestart(n: int, *, threads_per_worker: Optional[int] = 1, preload: Sequence[str] = PRELOAD,
+             name: str = "tlrl-worker") -> List[int]:
+    """Start `n` worker processes now, before their factory is known (see the module docstring); the next
+    `ProcessPool`s with the same `threads_per_worker` take them. Returns their pids."""
+    ctx = mp.get_context("spawn")
+    if not _spares:
+        atexit.register(stop_spares)  # (registering twice is harmless: the second call finds none)
+    pids = []
+    for _ in range(int(n)):
+        proc, parent = _spawn(ctx, (None, threads_per_worker, tuple(preload)), f"{name}-spare", threads_per_worker)
+        _spares.append((proc, parent, threads_per_worker))
+        pids.append(proc.pid)
+    return pids
+
+
+def _take_spare(threads: Optional[int]):
+    """A live pre-started `(process, conn)` with `threads` TF threads, or None."""
+    for k, (proc, conn, spare_threads) in enumerate(_spares):
+        if spare_threads == threads and proc.is_alive():
+            del _spares[k]
+            return proc, conn
+    return None
+
+
+def stop_spares() -> None:
+    """Stop the pre-started processes that no pool took (they only import modules: killed at once)."""
+    while _spares:
+        proc, conn, _ = _spares.pop()
+        conn.close()
+        proc.kill()
+        proc.join(timeout=_KILL_WAIT_SECONDS)
+
+
 class ProcessPool(WorkerPool):
     """Workers in spawned processes (see the module docstring).
 
@@ -230,12 +219,17 @@ class ProcessPool(WorkerPool):
 
     def _start(self, i: int) -> None:
         payload = pack_factory(self.make_factory(i, self.attempts[i]), "process")
-        parent, child = self._ctx.Pipe(duplex=True)
-        proc = self._ctx.Process(target=_child_main, args=(child, payload, self.threads_per_worker),
-                                 name=f"{self.name}-{i}", daemon=True)
-        with _child_environment(self.threads_per_worker), _parents_signals_blocked():
-            proc.start()
-        child.close()
+        spare = _take_spare(self.threads_per_worker)
+        if spare is not None:  # pre-started: it has imported TF already
+            proc, parent = spare
+            try:
+                parent.send(payload)
+            except OSError:  # it died meanwhile
+                parent.close()
+                spare = None
+        if spare is None:
+            proc, parent = _spawn(self._ctx, (payload, self.threads_per_worker), f"{self.name}-{i}",
+                                  self.threads_per_worker)
         self._procs[i], self._conns[i] = proc, parent
 
     def _stop(self, i: int) -> None:
@@ -300,7 +294,7 @@ class ProcessPool(WorkerPool):
             conn, proc = self._conns[i], self._procs[i]
             try:
                 if conn.poll():
-                    events[i] = _event(i, conn.recv())
+                    events[i] = event_of(i, conn.recv())
                     continue
             except (EOFError, OSError, pickle.UnpicklingError):
                 pass

@@ -30,8 +30,8 @@ from typing import Any, Deque, Dict, List, Optional, Tuple
 
 _HELLO_SECONDS = 10.0  # absolute deadline of a handshake (key challenge both ways, then the hello)
 _MAX_HANDSHAKES = 32  # handshakes in progress at once; more connections are closed at once (actors retry)
-_BACKLOG = 128  # pending connections the kernel queues (at least; a pool asks for one per actor)
-_MESSAGE_SECONDS = 60.0  # per read, once a message has begun, when the pool sets no call deadline
+BACKLOG = 128  # pending connections the kernel queues (at least; a pool asks for one per actor)
+MESSAGE_SECONDS = 60.0  # per read, once a message has begun, when the pool sets no call deadline
 _CONNECT_SECONDS = 60.0  # how long an actor retries while the learner turns handshakes away
 _KEEPALIVE = (10, 5, 3)  # seconds idle, seconds between probes, probes: a vanished peer is dropped in ~25 s
 _ACCEPT_PAUSE_SECONDS = 0.1  # after accept() failed for lack of file descriptors or memory: no busy loop
@@ -116,8 +116,8 @@ class CallListener:
         message_seconds: receive timeout of a greeted connection, per read (None: none).
     """
 
-    def __init__(self, host: str, *, backlog: int = _BACKLOG, max_handshakes: int = _MAX_HANDSHAKES,
-                 message_seconds: Optional[float] = _MESSAGE_SECONDS):
+    def __init__(self, host: str, *, backlog: int = BACKLOG, max_handshakes: int = _MAX_HANDSHAKES,
+                 message_seconds: Optional[float] = MESSAGE_SECONDS):
         self.authkey = os.urandom(32)
         self.backlog, self.max_handshakes, self.message_seconds = int(backlog), int(max_handshakes), message_seconds
         # No authkey here: the handshake runs per connection in `_greet`, with a deadline.

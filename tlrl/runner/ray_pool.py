@@ -11,7 +11,7 @@ the driver restarts a dead actor itself, so it can count restarts and drop the l
 
 How calls travel. Ray places, starts and kills the actors and reports the death of one that
 never connected; the calls themselves go over one direct socket per actor, with the protocol
-of `ProcessPool`'s pipe (`tlrl.runner.process.serve_calls`: pickled `(method, args)` out, a
+of `ProcessPool`'s pipe (`tlrl.runner.host.serve_calls`: pickled `(method, args)` out, a
 `Host.call` result back). Why: with one Ray actor task per call (submit, `ray.wait`,
 `ray.get`) the learner spent about 2.5 ms of CPU per A3C update (CartPole, 2-core machine),
 against about 1.6 ms over the socket, as over a process pipe; on 2 cores that CPU limits
@@ -43,8 +43,9 @@ import sys
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
-from tlrl.runner.pools import START_TIMEOUT, Event, Failure, Host, MakeFactory, WorkerPool, _event, logger
-from tlrl.runner.ray_channel import _BACKLOG, _MESSAGE_SECONDS, CallListener, connect
+from tlrl.runner.host import Host, limit_tf_threads, logger, pack_factory, serve_calls, unpack_factory
+from tlrl.runner.ray_channel import BACKLOG, MESSAGE_SECONDS, CallListener, connect
+from tlrl.runner.worker_pool import START_TIMEOUT, Event, Failure, MakeFactory, WorkerPool, event_of
 
 _LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 _started_here = False
@@ -64,8 +65,11 @@ def init_ray(address: Optional[str] = None, **init_kwargs: Any):
         **init_kwargs: more `ray.init` arguments (e.g. `num_cpus`, `object_store_memory`).
 
     Starting a local instance sets the environment variable RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0
-    in this process (inherited by Ray's processes): it is how Ray binds to the loopback
-    address only. To join a real cluster later, do it from a fresh process.
+    in this process (inherited by Ray's processes) before Ray is imported: it is how Ray binds to
+    the loopback address only. Ray reads it when imported, so if `ray` was imported before with
+    another value, a local instance would listen on the machine's network address, and this
+    raises a RuntimeError saying what to do instead. To join a real cluster later, do it from a
+    fresh process.
     """
     global _started_here
     if address is None and "ray" not in sys.modules:
@@ -77,11 +81,9 @@ def init_ray(address: Optional[str] = None, **init_kwargs: Any):
     if ray.is_initialized():
         return ray
     if address is None:
-        from ray._private import ray_constants
-
         os.environ.setdefault(_LOOPBACK_ENV, "0")
         if os.environ[_LOOPBACK_ENV] == "0":
-            ray_constants.ENABLE_RAY_CLUSTER = False  # loopback only, even if ray was imported before
+            _check_loopback(ray)
         init_kwargs.setdefault("include_dashboard", False)
         init_kwargs.setdefault("log_to_driver", False)
         init_kwargs.setdefault("configure_logging", False)
@@ -91,6 +93,19 @@ def init_ray(address: Optional[str] = None, **init_kwargs: Any):
         init_kwargs.setdefault("log_to_driver", False)
         ray.init(address=address, **init_kwargs)
     return ray
+
+
+def _check_loopback(ray) -> None:
+    """Raise unless a local Ray started now would take 127.0.0.1 as its node address (see `init_ray`)."""
+    from ray.util import get_node_ip_address
+
+    node = get_node_ip_address()  # before ray.init: the address a new local instance would listen on
+    if node != "127.0.0.1":
+        raise RuntimeError(
+            f"Ray was imported before {_LOOPBACK_ENV}=0 was set, so a local Ray started now would listen on this "
+            f"machine's network address {node}, not on 127.0.0.1 only. Set {_LOOPBACK_ENV}=0 in the environment "
+            f"before importing ray (or let tlrl import it), start Ray yourself with ray.init() (tlrl then uses "
+            f"that instance), or pass ray_address to join a running cluster.")
 
 
 def shutdown_ray() -> None:
@@ -108,10 +123,8 @@ class RayHost:
 
     def __init__(self, payload: bytes, threads: Optional[int]):
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        from tlrl.runner.process import _limit_tf_threads, unpack_factory
-
         factory = unpack_factory(payload)
-        _limit_tf_threads(threads)
+        limit_tf_threads(threads)
         self.host = Host(factory)
 
     def call(self, method: str, args: tuple):
@@ -134,8 +147,6 @@ class RayHost:
     def serve(self, address: Tuple[str, int], authkey: bytes, hello: Tuple[int, int]) -> None:
         """Connect to the learner, say who this is (`hello`), then answer its calls until it says stop
         or hangs up; the worker is closed at the end. Runs for the actor's whole life."""
-        from tlrl.runner.process import serve_calls
-
         try:
             conn = connect(address, authkey)
         except (OSError, EOFError, mpc.AuthenticationError) as exc:
@@ -167,7 +178,7 @@ class RayPool(WorkerPool):
             a core the learner also uses (Ape-X on this 2-core machine: 1.4-1.7k env steps/s
             against 2.1-2.2k for a process actor), while worker processes run at the learner's 0.
         call_timeout, start_timeout: deadlines of a call (see `WorkerPool`); a result that stops
-            half-way is dropped after `call_timeout` per read (`_MESSAGE_SECONDS` without one).
+            half-way is dropped after `call_timeout` per read (`MESSAGE_SECONDS` without one).
     """
 
     backend = "ray"
@@ -208,12 +219,10 @@ class RayPool(WorkerPool):
         return get_node_ip_address()
 
     def _start(self, i: int) -> None:
-        from tlrl.runner.process import pack_factory
-
         payload = pack_factory(self.make_factory(i, self.attempts[i]), "ray")
         if self._listener is None:
-            self._listener = CallListener(self._bind_host(), backlog=max(self.n, _BACKLOG),
-                                          message_seconds=self.call_timeout or _MESSAGE_SECONDS)
+            self._listener = CallListener(self._bind_host(), backlog=max(self.n, BACKLOG),
+                                          message_seconds=self.call_timeout or MESSAGE_SECONDS)
         self._generation[i] = generation = next(self._generations)
         actor = self._actor_cls.remote(payload, self.threads_per_worker)
         self._actors[i] = actor
@@ -306,7 +315,7 @@ class RayPool(WorkerPool):
 
     def _receive(self, i: int) -> Event:
         try:
-            return _event(i, self._conns[i].recv())
+            return event_of(i, self._conns[i].recv())
         except (EOFError, OSError, pickle.UnpicklingError) as exc:
             self._conns[i].close()
             self._conns[i] = None

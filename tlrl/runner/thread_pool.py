@@ -13,7 +13,8 @@ import threading
 import time
 from typing import Any, Dict, List, Optional
 
-from tlrl.runner.pools import START_TIMEOUT, Event, Host, MakeFactory, WorkerPool, _event, logger
+from tlrl.runner.host import Host, logger
+from tlrl.runner.worker_pool import START_TIMEOUT, Event, MakeFactory, WorkerPool, event_of
 
 #: seconds `ThreadPool.close` waits for the calls in flight before leaving their threads running.
 THREAD_JOIN_TIMEOUT = 10.0
@@ -112,7 +113,7 @@ class ThreadPool(WorkerPool):
             while True:
                 i, gen, out = item
                 if gen == self._generation[i]:  # results of a replaced worker are dropped
-                    events.append(_event(i, out))
+                    events.append(event_of(i, out))
                 item = self._outbox.get_nowait()
         except queue.Empty:
             pass

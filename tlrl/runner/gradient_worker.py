@@ -8,10 +8,16 @@ numpy arrays (`compute_gradients`), so any backend can move it and its messages 
 Per rollout the TF cost is one compiled call: acting runs a numpy forward pass of the
 local weights (they are frozen between pulls; `tlrl.numpy_policy`), and the n-step returns,
 the loss and its gradients are computed in one compiled function with fixed shapes
-(`FixedFunction`: traced once, never retraced). Networks that have no numpy forward pass
-(convolutions, Keras models) act with one compiled TF call per vector step instead. A worker
-whose model is the learner's own (one worker, same process) is trained by
-`Learner.train`, which fuses the gradient and the update into that one call.
+(`tlrl.compiled.compile_fixed`: traced once, never retraced). Networks that have no numpy
+forward pass (convolutions, Keras models) act with one compiled TF call per vector step
+instead. A worker whose model is the learner's own (one worker, same process) is trained by
+`Learner.train`, which fuses the gradient and the update into that one call. Observations
+cross into TF as `tlrl.spaces` says (float32; uint8 images; Discrete int32).
+
+The n-step returns stay in TF, inside the gradient call, rather than use `tlrl.buffers.gae`
+(whose lambda=1 returns are the same quantity): that needs V of every observation on the numpy
+side first (another call), and its float64 arithmetic rounds differently from this float32 one,
+so training would no longer match the earlier releases bit for bit.
 """
 from __future__ import annotations
 
@@ -21,12 +27,16 @@ import gymnasium as gym
 import numpy as np
 import tensorflow as tf
 
+from tlrl.compiled import compile_fixed
 from tlrl.episodes import EpisodeTracker, true_next_obs
 from tlrl.finite import check_env_step
-from tlrl.workers.compiled import FixedFunction
-from tlrl.workers.flat import FlatLayout
+from tlrl.numpy_policy import NumpyModule, NumpyUnsupported
+from tlrl.runner.flat import FlatLayout
+from tlrl.spaces import obs_signature, to_env_actions, to_tf_obs
 
 Weights = List[np.ndarray]
+#: `env_fn(seed=...) -> vector env`, e.g. `functools.partial(tlrl.envs.make_vector_env, "CartPole-v1", 4)`.
+EnvFn = Callable[..., gym.vector.VectorEnv]
 
 
 # ----- n-step returns -----------------------------------------------------------
@@ -69,46 +79,28 @@ def n_step_returns(rewards, next_values, terminated, truncated, gamma: float):
     return tf.stack(out)
 
 
-# ----- observation and action storage ---------------------------------------------
-def input_dtype(space: gym.Space) -> np.dtype:
-    """The dtype an observation of `space` enters a network with: uint8 images stay uint8
-    (the CNN scales them), Discrete stays an integer (one-hot inside), all else float32."""
-    if isinstance(space, gym.spaces.Box) and space.dtype == np.uint8:
-        return np.dtype(np.uint8)
-    if isinstance(space, gym.spaces.Discrete):
-        return np.dtype(np.int64)
-    return np.dtype(np.float32)
-
-
-def action_dtype(space: gym.Space) -> np.dtype:
+# ----- rollout storage ----------------------------------------------------------------
+def action_signature(space: gym.Space, lead: Tuple[int, ...]) -> tf.TensorSpec:
+    """The `tf.TensorSpec` of stored policy actions (the distribution's dtype: int64 or float32)."""
     if isinstance(space, (gym.spaces.Discrete, gym.spaces.MultiDiscrete)):
-        return np.dtype(np.int64)
+        return tf.TensorSpec(lead + tuple(space.shape), tf.int64)
     if isinstance(space, gym.spaces.Box):
-        return np.dtype(np.float32)
+        return tf.TensorSpec(lead + tuple(space.shape), tf.float32)
     raise TypeError(f"GradientWorker supports Discrete, MultiDiscrete and Box actions, got {space}")
 
 
-def allocate(space: gym.Space, lead: Tuple[int, ...], dtype_of: Callable[[gym.Space], np.dtype]):
-    """Zero storage for values of `space` with leading dims `lead` (a dict of arrays for Dict spaces)."""
-    if isinstance(space, gym.spaces.Dict):
-        return {k: allocate(s, lead, dtype_of) for k, s in space.spaces.items()}
-    return np.zeros(lead + tuple(space.shape), dtype_of(space))
+def zeros_of(signature):
+    """Zero numpy storage for a `tf.TensorSpec` (or a dict of them)."""
+    return tf.nest.map_structure(lambda spec: np.zeros(spec.shape, spec.dtype.as_numpy_dtype), signature)
 
 
-def write_pair(buf, i: int, t: int, value) -> None:
+def _write_pair(buf, i: int, t: int, value) -> None:
     """`buf[i, t] = value` for an array or a dict of arrays."""
     if isinstance(buf, dict):
         for k in buf:
             buf[k][i, t] = value[k]
     else:
         buf[i, t] = value
-
-
-def tensor_spec(space: gym.Space, lead: Tuple[int, ...], dtype_of: Callable[[gym.Space], np.dtype]):
-    """`tf.TensorSpec` (or dict of them) for values of `space` with leading dims `lead`."""
-    if isinstance(space, gym.spaces.Dict):
-        return {k: tensor_spec(s, lead, dtype_of) for k, s in space.spaces.items()}
-    return tf.TensorSpec(lead + tuple(space.shape), tf.as_dtype(dtype_of(space)))
 
 
 def _flatten_time(x, n: int):
@@ -118,11 +110,17 @@ def _flatten_time(x, n: int):
     return tf.reshape(x, [n] + x.shape[2:].as_list())
 
 
-def to_env_actions(actions: np.ndarray, space: gym.Space) -> np.ndarray:
-    """Policy actions as a vector env expects them (Box actions clipped to the bounds)."""
-    if isinstance(space, gym.spaces.Box):
-        return np.clip(actions, space.low, space.high).astype(space.dtype, copy=False)
-    return actions
+def numpy_policy(model, variables: Sequence[tf.Variable], observation_space: gym.Space):
+    """A numpy forward pass of `model.policy_parts()` and the indices of its weights in `variables`,
+    or `(None, None)` if a part has no numpy equivalent (acting then runs in TF)."""
+    try:
+        policy = NumpyModule(*model.policy_parts(), observation_space=observation_space)
+    except NumpyUnsupported:
+        return None, None
+    index = {id(v): i for i, v in enumerate(variables)}
+    if any(id(v) not in index for v in policy.variables):
+        return None, None
+    return policy, [index[id(v)] for v in policy.variables]
 
 
 # ----- the worker -------------------------------------------------------------------
@@ -130,8 +128,8 @@ class GradientWorker:
     """Runs `n_steps` in its own (vector) env with local weights; returns the loss gradients.
 
     Args:
-        env_fn: zero-argument factory of a Gymnasium vector env with `AutoresetMode.SAME_STEP`
-            (e.g. `functools.partial(tlrl.envs.make_vector_env, "CartPole-v1", 4, seed=1)`).
+        env_fn: `env_fn(seed=seed)` makes a Gymnasium vector env with `AutoresetMode.SAME_STEP`
+            (e.g. `functools.partial(tlrl.envs.make_vector_env, "CartPole-v1", 4)`).
         model_fn: zero-argument factory of the actor-critic, a `tf.Module` with
             `__call__(obs) -> (policy distribution, values [B])`, `value(obs) -> [B]` and
             `policy_parts() -> tuple of modules` (torso, head) for the numpy acting path.
@@ -140,53 +138,72 @@ class GradientWorker:
         loss_fn: pure `loss_fn(dist, values, actions, returns) -> (loss, metrics dict)`.
         n_steps: steps per env per rollout (the paper's t_max).
         gamma: discount factor of the n-step returns.
-        seed: seeds the env reset and action sampling; None for nondeterministic.
+        seed: seeds the env and action sampling; None for nondeterministic.
         jit_compile: compile the gradient step with XLA.
 
     The first `compute_gradients` needs weights (`set_weights`) first.
     """
 
-    def __init__(self, env_fn: Callable[[], gym.vector.VectorEnv], model_fn: Callable[[], tf.Module],
-                 loss_fn: Callable, *, n_steps: int, gamma: float, seed: Optional[int] = None,
-                 jit_compile: bool = False):
+    def __init__(self, env_fn: EnvFn, model_fn: Callable[[], tf.Module], loss_fn: Callable, *, n_steps: int,
+                 gamma: float, seed: Optional[int] = None, jit_compile: bool = False):
         if n_steps < 1:
             raise ValueError(f"n_steps must be at least 1, got {n_steps}")
-        self.env = env_fn()
-        if self.env.metadata.get("autoreset_mode") != gym.vector.AutoresetMode.SAME_STEP:
-            raise ValueError("GradientWorker needs a vector env with AutoresetMode.SAME_STEP "
-                             "(tlrl.envs.make_vector_env makes one)")
+        self.env_fn = env_fn
+        self.env = self._make_env(seed)
         self.n_envs = int(self.env.num_envs)
         self.n_steps = int(n_steps)
         self.gamma = float(gamma)
         self.loss_fn = loss_fn
         self.observation_space = self.env.single_observation_space
         self.action_space = self.env.single_action_space
-        self.rng = np.random.default_rng(seed)
         self.model = model_fn()
         self.variables: List[tf.Variable] = list(self.model.trainable_variables)
-        self.tracker = EpisodeTracker(self.n_envs)
         self._weights: Optional[Weights] = None
         T, N = self.n_steps, self.n_envs
         # Rollout storage, preallocated. obs_pair[0] = obs_t, obs_pair[1] = true next obs of step t;
         # signals = (rewards, terminated, truncated): few arguments make a cheap compiled call.
-        self._obs_pair = allocate(self.observation_space, (2, T, N), input_dtype)
-        self._act_buf = allocate(self.action_space, (T, N), action_dtype)
+        self._obs_pair = zeros_of(obs_signature(self.observation_space, (2, T, N)))
+        self._act_buf = zeros_of(action_signature(self.action_space, (T, N)))
         self._signals = np.zeros((3, T, N), np.float32)
         self.layout = FlatLayout.of(self.variables)
-        self._np_policy, self._np_order = _numpy_policy(self.model, self.variables)
+        #: the numpy forward pass acting uses (None: acting runs in TF, one call per vector step).
+        self.numpy_policy, self._np_order = numpy_policy(self.model, self.variables, self.observation_space)
         self.metric_names: List[str] = []  # set when the loss is traced
         self.shares_variables = False  # True once a local Learner trains this worker's variables directly
-        self._grad_fn = FixedFunction(self._gradients, [self.layout.spec()] + self.batch_signature(),
-                                      jit_compile=jit_compile)
-        if self._np_policy is None:  # TF acting: one compiled call per vector step
-            self._act_fn = FixedFunction(self._act_tf, [
-                tensor_spec(self.observation_space, (N,), input_dtype), tf.TensorSpec([2], tf.int32)])
-            self._assign_fn = FixedFunction(self._assign, [self.layout.spec()])
+        #: the compiled gradient call (flat weights + `batch()` -> flat gradients, metrics, returns).
+        self.gradient_fn = compile_fixed(self._gradients, [self.layout.spec()] + self.batch_signature(),
+                                         jit_compile=jit_compile)
+        self.act_fn = None
+        if self.numpy_policy is None:  # TF acting: one compiled call per vector step
+            self.act_fn = compile_fixed(self._act_tf, [obs_signature(self.observation_space, (N,)),
+                                                       tf.TensorSpec([2], tf.int32)])
+            self._assign_fn = compile_fixed(self._assign, [self.layout.spec()])
+        self._start(seed)
+
+    def _make_env(self, seed: Optional[int]) -> gym.vector.VectorEnv:
+        env = self.env_fn(seed=seed)
+        if env.metadata.get("autoreset_mode") != gym.vector.AutoresetMode.SAME_STEP:
+            env.close()
+            raise ValueError("GradientWorker needs a vector env with AutoresetMode.SAME_STEP "
+                             "(tlrl.envs.make_vector_env makes one)")
+        return env
+
+    def _start(self, seed: Optional[int]) -> None:
+        """Reset the env with `seed` and start counting and sampling afresh."""
+        self.rng = np.random.default_rng(seed)
+        self.tracker = EpisodeTracker(self.n_envs)
         self._obs, _ = self.env.reset(seed=seed)
         #: env steps this worker has taken (all its envs), named when an env returns NaN or inf.
         self.env_steps = 0
         #: returns of the last rollout ([T, n_envs]), for inspection and tests.
         self.last_returns: Optional[np.ndarray] = None
+
+    def reset(self, seed: Optional[int]) -> None:
+        """Start over with new envs seeded with `seed`, exactly as a new worker with this seed would
+        (its running episodes are dropped); the network and its compiled calls are kept."""
+        self.env.close()
+        self.env = self._make_env(seed)
+        self._start(seed)
 
     @property
     def steps_per_rollout(self) -> int:
@@ -200,8 +217,8 @@ class GradientWorker:
             raise ValueError(f"expected {len(self.variables)} weight arrays, got {len(weights)}")
         self._weights = list(weights)
         self._flat_weights = self.layout.pack(self._weights)
-        if self._np_policy is not None:
-            self._np_policy._weights = [self._weights[i] for i in self._np_order]
+        if self.numpy_policy is not None:
+            self.numpy_policy.sync([self._weights[i] for i in self._np_order])
         elif not self.shares_variables:
             self._assign_fn(self._flat_weights)
 
@@ -220,10 +237,10 @@ class GradientWorker:
         return dist.sample(seed=seed)
 
     def _sample(self, obs) -> np.ndarray:
-        if self._np_policy is not None:
-            return self._np_policy(obs).sample(self.rng)
+        if self.numpy_policy is not None:
+            return self.numpy_policy(obs).sample(self.rng)
         seed = self.rng.integers(0, 2**31 - 1, size=2, dtype=np.int64).astype(np.int32)
-        return self._act_fn(_cast_obs(obs, self.observation_space), seed).numpy()
+        return self.act_fn(to_tf_obs(self.observation_space, obs), seed).numpy()
 
     # ----- one rollout -> gradients ----------------------------------------------
     def compute_gradients(self) -> Tuple[Weights, Dict[str, Any]]:
@@ -234,7 +251,7 @@ class GradientWorker:
         loss metric as a float.
         """
         episodes = self.collect()
-        grads, metrics, returns = self._grad_fn(self._flat_weights, *self.batch())
+        grads, metrics, returns = self.gradient_fn(self._flat_weights, *self.batch())
         return self.layout.unpack(grads.numpy()), self.summarize(episodes, metrics, returns)
 
     def step(self, flat_weights: np.ndarray) -> Tuple[np.ndarray, Dict[str, Any]]:
@@ -242,7 +259,7 @@ class GradientWorker:
         `n_steps`, return `(flat gradients, stats)` (see `compute_gradients`)."""
         self.set_flat_weights(flat_weights)
         episodes = self.collect()
-        grads, metrics, returns = self._grad_fn(self._flat_weights, *self.batch())
+        grads, metrics, returns = self.gradient_fn(self._flat_weights, *self.batch())
         return grads.numpy(), self.summarize(episodes, metrics, returns)
 
     def collect(self) -> Dict[str, List]:
@@ -255,14 +272,14 @@ class GradientWorker:
         space = self.action_space
         for t in range(self.n_steps):
             obs = self._obs
-            write_pair(self._obs_pair, 0, t, obs)
+            _write_pair(self._obs_pair, 0, t, obs)
             actions = self._sample(obs)
             self._act_buf[t] = actions
-            next_obs, rewards, terminated, truncated, info = self.env.step(to_env_actions(actions, space))
+            next_obs, rewards, terminated, truncated, info = self.env.step(to_env_actions(space, actions))
             done = np.logical_or(terminated, truncated)
             self.env_steps += self.n_envs
             check_env_step(self.env, self.env_steps, next_obs, rewards, info, done)
-            write_pair(self._obs_pair, 1, t, true_next_obs(next_obs, info, done))
+            _write_pair(self._obs_pair, 1, t, true_next_obs(next_obs, info, done))
             self._signals[0, t] = rewards
             self._signals[1, t] = terminated
             self._signals[2, t] = truncated
@@ -280,8 +297,8 @@ class GradientWorker:
     def batch_signature(self) -> list:
         """`tf.TensorSpec`s of `batch()`."""
         T, N = self.n_steps, self.n_envs
-        return [tensor_spec(self.observation_space, (2, T, N), input_dtype),
-                tensor_spec(self.action_space, (T, N), action_dtype), tf.TensorSpec((3, T, N), tf.float32)]
+        return [obs_signature(self.observation_space, (2, T, N)), action_signature(self.action_space, (T, N)),
+                tf.TensorSpec((3, T, N), tf.float32)]
 
     def summarize(self, episodes: Dict[str, List], metrics: tf.Tensor, returns: tf.Tensor) -> Dict[str, Any]:
         """The stats of a rollout from its episodes and the compiled call's metrics vector and returns."""
@@ -319,26 +336,3 @@ class GradientWorker:
     def close(self) -> None:
         """Close the env."""
         self.env.close()
-
-
-def _cast_obs(obs, space: gym.Space):
-    if isinstance(space, gym.spaces.Dict):
-        return {k: _cast_obs(obs[k], s) for k, s in space.spaces.items()}
-    return np.asarray(obs, input_dtype(space))
-
-
-def _numpy_policy(model, variables: Sequence[tf.Variable]):
-    """A numpy forward pass of the model's policy and the order of its weights in `variables`,
-    or `(None, None)` if a part has no numpy equivalent (the worker then acts in TF)."""
-    from tlrl.numpy_policy import NumpyModule, NumpyUnsupported
-
-    try:
-        policy = NumpyModule(*model.policy_parts())
-    except NumpyUnsupported:
-        return None, None
-    index = {id(v): i for i, v in enumerate(variables)}
-    try:
-        order = [index[id(v)] for v in policy._variables]
-    except (KeyError, AttributeError):
-        return None, None
-    return policy, order

@@ -6,7 +6,7 @@ networks of a few thousand parameters a compiled TF Adam step is mostly call ove
 here), and that time is spent while every worker is idle. The arithmetic is the same as
 `tlrl.optim.Adam.apply` (clipping by global norm, bias-corrected step size, `eps` outside the
 square root), in float32, so the two agree to float rounding; the state is read from and
-written back to that optimizer's variables (`tlrl.workers.Learner` keeps them in step).
+written back to that optimizer's variables (`tlrl.runner.learner.Learner` keeps them in step).
 """
 from __future__ import annotations
 

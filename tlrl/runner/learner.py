@@ -9,7 +9,7 @@ With a `tlrl.optim.Adam` (A3C's optimizer) the step runs on a numpy copy of the 
 of Adam's state (`HostAdam`), because a compiled TF call costs more than the arithmetic on
 small networks and workers wait for it. The TF variables (network and optimizer) are then
 behind, and are brought up to date whenever someone takes `learner.lock` (saving,
-acting, evaluating) and when a run of `tlrl.runner.run_gradient_workers` ends; whoever holds
+acting, evaluating) and when a run of `tlrl.runner.gradient.run_gradient_workers` ends; whoever holds
 the lock may also change them (restoring a checkpoint), so the numpy copy is read again
 from them at the next update. Code that reads the variables during training must hold the lock.
 """
@@ -21,9 +21,9 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import tensorflow as tf
 
-from tlrl.workers.compiled import FixedFunction
-from tlrl.workers.flat import FlatLayout
-from tlrl.workers.host_adam import HostAdam
+from tlrl.compiled import compile_fixed
+from tlrl.runner.flat import FlatLayout
+from tlrl.runner.host_adam import HostAdam
 
 Weights = List[np.ndarray]
 
@@ -52,13 +52,13 @@ class Learner:
         optimizer.build(self.variables)
         self._lock = threading.RLock()
         #: held while an update is applied; hold it to read, save or change a consistent set of weights.
-        self.lock = _SyncingLock(self)
+        self.lock = _SyncingLock(self._lock, self.sync)
         #: number of updates applied since this learner was made.
         self.version = 0
         self.layout = FlatLayout.of(self.variables)
         self._jit_compile = jit_compile
-        self._fused: Dict[int, FixedFunction] = {}
-        self._apply_fn = FixedFunction(self._apply, [self.layout.spec(), tf.TensorSpec([], tf.float32)],
+        self._fused: Dict[int, Any] = {}
+        self._apply_fn = compile_fixed(self._apply, [self.layout.spec(), tf.TensorSpec([], tf.float32)],
                                        jit_compile=jit_compile)
         # The numpy path (Adam only): weights and optimizer state as flat vectors, `None` while
         # the TF variables are the current ones; `_ahead`: the TF variables are behind them.
@@ -70,7 +70,7 @@ class Learner:
         self._last_lr = None
         if self._host_ok:
             slots = [self.layout.spec()] * 3 + [tf.TensorSpec([], tf.int64), tf.TensorSpec([], tf.float32)]
-            self._write_fn = FixedFunction(self._write, slots)
+            self._write_fn = compile_fixed(self._write, slots)
 
     def _apply(self, flat_grads, learning_rate):
         self.optimizer.learning_rate.assign(learning_rate)
@@ -156,7 +156,7 @@ class Learner:
             return self.layout.pack_tf([v.read_value() for v in self.variables]), norm, metrics, returns
 
         worker.shares_variables = True
-        self._fused[id(worker)] = FixedFunction(fused, worker.batch_signature() + [tf.TensorSpec([], tf.float32)],
+        self._fused[id(worker)] = compile_fixed(fused, worker.batch_signature() + [tf.TensorSpec([], tf.float32)],
                                                 jit_compile=self._jit_compile)
 
     def is_attached(self, worker) -> bool:
@@ -192,20 +192,20 @@ class _SyncingLock:
     """`Learner.lock`: the learner's re-entrant lock; entering and leaving it bring the TF variables
     up to date and make the next update read them again (`Learner.sync`)."""
 
-    def __init__(self, learner: Learner):
-        self._learner = learner
+    def __init__(self, lock: threading.RLock, sync):
+        self._lock, self._sync = lock, sync
 
     def __enter__(self) -> "_SyncingLock":
-        self._learner._lock.acquire()
+        self._lock.acquire()
         try:
-            self._learner.sync()
+            self._sync()
         except BaseException:
-            self._learner._lock.release()
+            self._lock.release()
             raise
         return self
 
     def __exit__(self, *exc) -> None:
         try:
-            self._learner.sync()
+            self._sync()
         finally:
-            self._learner._lock.release()
+            self._lock.release()
