@@ -19,8 +19,9 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
-import types
 from typing import Any, Dict, Type
+
+from tlrl.named_class import describe_kind, find_named, is_class
 
 #: name -> "module:Class" (imported lazily, so `import tlrl.algorithms` stays cheap).
 REGISTRY: Dict[str, str] = {
@@ -44,9 +45,10 @@ def get_algorithm(name: str) -> Type:
 
     A ``"package.module:Class"`` string (from a config, a run's config.yaml, Python) imports the
     module, which runs its top-level code, then looks the name up without calling anything
-    (classes nested in classes are read with `inspect.getattr_static`, so no descriptor or
-    metaclass hook runs) and returns it only if it is a subclass of `tlrl.agent.BaseAgent` with a
-    `Config`. A ``__main__`` module is refused before importing it (importing one runs a program).
+    (`tlrl.named_class.find_named`: names, nested ones too, are read with `inspect.getattr_static`,
+    so no module ``__getattr__``, descriptor or metaclass hook runs) and returns it only if it is a
+    subclass of `tlrl.agent.BaseAgent` with a `Config`. A ``__main__`` module is refused before
+    importing it (importing one runs a program).
 
     Raises:
         AlgorithmSpecError (a ValueError): an unknown name, a module that cannot be imported, a
@@ -67,77 +69,25 @@ def get_algorithm(name: str) -> Type:
 
 
 def _resolve_class(spec: str) -> Type:
-    module_name, _, attr = spec.partition(":")
-    if not module_name or not attr or ":" in attr:
-        raise AlgorithmSpecError(f"Algorithm {spec!r} is not of the form 'package.module:Class'.")
-    if "__main__" in module_name.split("."):  # importing `pkg.__main__` runs a program
-        raise AlgorithmSpecError(f"Algorithm {spec!r} names a __main__ module, which runs a program when imported; "
-                                 f"name the module that defines the agent class (e.g. move it into my_agents.py).")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
-            raise AlgorithmSpecError(f"Could not import module {module_name!r} of algorithm {spec!r}: {exc}. Add the "
-                                     f"folder that holds it to PYTHONPATH (or install its package); worker processes "
-                                     f"need to import it too.") from exc
-        raise AlgorithmSpecError(f"Importing module {module_name!r} of algorithm {spec!r} failed: it needs "
-                                 f"{exc.name!r}, which is not installed ({exc}).") from exc
-    except (Exception, SystemExit) as exc:  # noqa: BLE001 - top-level code can raise anything, exit() included
-        raise AlgorithmSpecError(f"Importing module {module_name!r} of algorithm {spec!r} failed: "
-                                 f"{type(exc).__name__}: {exc}") from exc
-    obj: Any = module
-    for part in attr.split("."):
-        if not (_is_module(obj) or _is_class(obj)):  # never look inside an instance or a function
-            raise _not_an_agent(spec, obj)
-        try:
-            obj = inspect.getattr_static(obj, part)  # no module __getattr__, descriptor or metaclass hook runs
-        except AttributeError:
-            names = [n for n in vars(module) if not n.startswith("_")]
-            close = difflib.get_close_matches(attr, names, n=5, cutoff=0.5)
-            hint = f" Did you mean: {', '.join(close)}?" if close else ""
-            raise AlgorithmSpecError(f"Module {module_name!r} has no attribute {attr!r} (from algorithm "
-                                     f"{spec!r}).{hint}") from None
     from tlrl.agent import BaseAgent
 
-    if obj is BaseAgent:
+    cls = find_named(spec, what="algorithm", defines="agent class", error=AlgorithmSpecError,
+                     accept=lambda obj: is_class(obj) and issubclass(obj, BaseAgent),
+                     refuse=lambda obj: _not_an_agent(spec, obj))
+    if cls is BaseAgent:
         raise AlgorithmSpecError(f"{spec!r} names tlrl.agent.BaseAgent itself, the base of every agent; name a "
                                  f"subclass that implements an algorithm.")
-    if _is_class(obj) and issubclass(obj, BaseAgent):
-        if inspect.getattr_static(obj, "Config", None) is None:
-            raise AlgorithmSpecError(f"{spec!r} names the agent class {_describe(obj)}, which sets no Config "
-                                     f"(a dataclass of its hyperparameters); it cannot be built from a config.")
-        return obj
-    raise _not_an_agent(spec, obj)
-
-
-def _is_module(obj: Any) -> bool:
-    return issubclass(type(obj), types.ModuleType)  # type(): no `__class__` property of obj runs
-
-
-def _is_class(obj: Any) -> bool:
-    return issubclass(type(obj), type)
-
-
-def _describe(cls: type) -> str:
-    return f"{cls.__module__}.{cls.__qualname__}"
-
-
-def _kind(obj: Any) -> str:
-    if _is_class(obj):
-        return f"the class {_describe(obj)}"
-    if _is_module(obj):
-        return f"the module {obj.__name__}"
-    if issubclass(type(obj), (types.FunctionType, types.BuiltinFunctionType, types.MethodType, staticmethod,
-                              classmethod)):
-        return "a function"
-    return f"a {type(obj).__name__} object"
+    if inspect.getattr_static(cls, "Config", None) is None:
+        raise AlgorithmSpecError(f"{spec!r} names the agent class {cls.__module__}.{cls.__qualname__}, which sets "
+                                 f"no Config (a dataclass of its hyperparameters); it cannot be built from a config.")
+    return cls
 
 
 def _not_an_agent(spec: str, obj: Any) -> AlgorithmSpecError:
     return AlgorithmSpecError(
-        f"{spec!r} names {_kind(obj)}, not a tlrl agent class (a subclass of tlrl.agent.BaseAgent). An algorithm "
-        f"given as a string (in a config or a run's config.yaml) may only be {_FORMS}, so a data file never calls "
-        f"other code."
+        f"{spec!r} names {describe_kind(obj)}, not a tlrl agent class (a subclass of tlrl.agent.BaseAgent). An "
+        f"algorithm given as a string (in a config or a run's config.yaml) may only be {_FORMS}, so a data file never "
+        f"calls other code."
     )
 
 

@@ -32,10 +32,11 @@ import numpy as np
 import tensorflow as tf
 
 from tlrl.agent import BaseAgent
-from tlrl.algorithms.ddpg_parts import Actor, Critics, actor_loss, critic_loss, polyak_update  # noqa: F401 - public
+from tlrl.algorithms.ddpg_parts import Actor, Critics, actor_loss, critic_loss  # noqa: F401 - public
 from tlrl.compiled import compile_fixed
 from tlrl.core import Extras, Metrics, Transition
 from tlrl.hyperparams import require
+from tlrl.modules import polyak_update
 from tlrl.noise import ActionNoise, make_action_noise
 from tlrl.off_policy import OffPolicyConfig, ReplayStore, gradient_steps, replay_plan
 from tlrl.optim import Adam

@@ -3,7 +3,6 @@
 - `Actor`: mu(s), features -> MLP -> tanh scaled to the Box bounds (`tlrl.modules.DeterministicHead`).
 - `Critics`: `n` independent Q_i(s, a), with `a` rescaled to [-1, 1] (TD3 uses two).
 - `critic_loss`, `actor_loss`: the mean squared TD error and the deterministic policy gradient objective.
-- `polyak_update`: theta' <- (1 - tau) theta' + tau theta.
 """
 from __future__ import annotations
 
@@ -60,9 +59,3 @@ def actor_loss(q_of_mu: tf.Tensor) -> Tuple[tf.Tensor, Dict[str, tf.Tensor]]:
     """Deterministic policy gradient objective: maximize Q(s, mu(s)), i.e. minimize its negative mean."""
     loss = -tf.reduce_mean(q_of_mu)
     return loss, {"actor_loss": loss}
-
-
-def polyak_update(targets: Sequence[tf.Variable], sources: Sequence[tf.Variable], tau: float) -> None:
-    """theta' <- (1 - tau) theta' + tau theta, for each pair of variables."""
-    for t, s in zip(targets, sources):
-        t.assign(t + tau * (s - t))

@@ -29,16 +29,15 @@ no dummy step after an episode end as with ``NEXT_STEP``.
 from __future__ import annotations
 
 import difflib
-import importlib
 import inspect
-import os
 import pickle
-import sys
 from typing import Any, Callable, Dict, Mapping, Optional, Union
 
 import gymnasium as gym
 from gymnasium.envs.registration import EnvSpec
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, VectorEnv
+
+from tlrl.named_class import describe_kind, find_named, is_class
 
 EnvSpecLike = Union[str, gym.Env, Callable[..., gym.Env], EnvSpec, Mapping[str, Any]]
 
@@ -78,51 +77,9 @@ def _unknown_id_error(env_id: str) -> EnvSpecError:
     return EnvSpecError(msg)
 
 
-def _where_searched() -> str:
-    """Where Python looked for a module, in the words a user can act on."""
-    cwd = os.getcwd()
-    on_path = any(os.path.abspath(p or os.curdir) == cwd for p in sys.path)
-    pythonpath = os.environ.get("PYTHONPATH") or "not set"
-    if on_path:
-        return f"Python searched the current directory ({cwd}), PYTHONPATH ({pythonpath}) and the installed packages."
-    return (f"Python searched PYTHONPATH ({pythonpath}) and the installed packages, but not the current directory "
-            f"({cwd}).")
-
-
-def _import_module(module_name: str, spec: str) -> Any:
-    """Import the module of env spec ``spec`` (running its top-level code), with plain errors."""
-    try:
-        return importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        missing = exc.name or ""
-        if missing and (module_name == missing or module_name.startswith(missing + ".")):
-            top = module_name.split(".")[0]
-            raise EnvSpecError(
-                f"Could not import module {module_name!r} of env spec {spec!r}: {exc}. {_where_searched()} Run the "
-                f"`tlrl` command from the folder that holds {top}/ (or {top}.py), add that folder to PYTHONPATH, or "
-                "install the package (e.g. `pip install -e .` in your project); worker processes need to import it too."
-            ) from exc
-        raise EnvSpecError(f"Importing module {module_name!r} of env spec {spec!r} failed: it needs {missing!r}, "
-                           f"which is not installed ({exc}).") from exc
-    except (Exception, SystemExit) as exc:  # noqa: BLE001 - top-level code can raise anything, exit() included
-        raise EnvSpecError(f"Importing module {module_name!r} of env spec {spec!r} failed: "
-                           f"{type(exc).__name__}: {exc}") from exc
-
-
-def _kind(obj: Any) -> str:
-    """What a name turned out to be, for error messages: 'a function', 'the class x.Y', 'a module'..."""
-    if inspect.isclass(obj):
-        return f"the class {obj.__module__}.{obj.__qualname__}"
-    if inspect.ismodule(obj):
-        return f"the module {obj.__name__}"
-    if inspect.isfunction(obj) or inspect.isbuiltin(obj) or inspect.ismethod(obj):
-        return "a function"
-    return f"a {type(obj).__name__} object"
-
-
 def _not_allowed(spec: str, obj: Any) -> EnvSpecError:
     return EnvSpecError(
-        f"{spec!r} names {_kind(obj)}, not a gymnasium.Env subclass. An env given as a string (in a config, a "
+        f"{spec!r} names {describe_kind(obj)}, not a gymnasium.Env subclass. An env given as a string (in a config, a "
         "saved agent.json or Python) may only be a registered Gymnasium id or 'package.module:Class' with Class a "
         "gymnasium.Env subclass, so a data file never calls other code. To build the env with a function, pass "
         "the function itself from Python, e.g. PPO(make_my_env) or PPO(lambda: MyEnv(8))."
@@ -135,8 +92,9 @@ def resolve_env_id(spec: str) -> Union[str, type]:
     This is the one place where tlrl turns a string into code to run, for `make_env`, worker
     processes and config validation alike. It imports the module of a ``"package.module:Class"``
     spec (which runs that module's top-level code), looks the name up without calling anything
-    (classes nested in classes are read with `inspect.getattr_static`, so no descriptor runs),
-    and returns it only if it is a subclass of `gymnasium.Env`. ``"module:Env-v0"`` returns the id
+    (`tlrl.named_class.find_named`: names, nested ones too, are read with `inspect.getattr_static`,
+    so no module ``__getattr__`` or descriptor runs), and returns it only if it is a subclass of
+    `gymnasium.Env`. ``"module:Env-v0"`` returns the id
     ``"Env-v0"`` when importing the module registered it.
 
     Raises:
@@ -157,32 +115,12 @@ def resolve_env_id(spec: str) -> Union[str, type]:
         if spec not in gym.registry:
             raise _unknown_id_error(spec)
         return spec
-    module_name, _, attr = spec.partition(":")
-    if not module_name or not attr:
-        raise EnvSpecError(f"Env spec {spec!r} is not of the form 'package.module:Class'.")
-    if "__main__" in module_name.split("."):  # `pkg.__main__` modules run a program when imported
-        raise EnvSpecError(f"Env spec {spec!r} names a __main__ module, which runs a program when imported; name "
-                           "the module that defines the env class.")
-    module = _import_module(module_name, spec)
-    obj: Any = module
-    try:
-        for part in attr.split("."):
-            if inspect.ismodule(obj):
-                obj = getattr(obj, part)
-            elif inspect.isclass(obj):
-                obj = inspect.getattr_static(obj, part)
-            else:
-                raise _not_allowed(spec, obj)
-    except AttributeError:
-        if attr in gym.registry:  # the module registered a Gymnasium id, e.g. "ale_py:ALE/Pong-v5"
-            return attr
-        candidates = [n for n in dir(module) if not n.startswith("_")]
-        close = difflib.get_close_matches(attr, candidates, n=5, cutoff=0.5)
-        hint = f" Did you mean: {', '.join(close)}?" if close else ""
-        raise EnvSpecError(f"Module {module_name!r} has no attribute {attr!r} (from env spec {spec!r}).{hint}") from None
-    if inspect.isclass(obj) and issubclass(obj, gym.Env):
-        return obj
-    raise _not_allowed(spec, obj)
+    return find_named(spec, what="env spec", defines="env class", error=EnvSpecError, accept=_is_env_class,
+                      refuse=lambda obj: _not_allowed(spec, obj), registered=gym.registry.__contains__)
+
+
+def _is_env_class(obj: Any) -> bool:
+    return is_class(obj) and issubclass(obj, gym.Env)
 
 
 def _call_factory(factory: Callable[..., Any], kwargs: Dict[str, Any], render_mode: Optional[str], what: str) -> Any:

@@ -5,13 +5,15 @@ process, these ways to call the same function with a fixed input signature:
 
 * **tf.function**: `tf.function(fn, input_signature=...)` called with numpy arrays (it binds and
   matches the arguments against the signature on every call);
-* **concrete**: `tlrl.compiled.compile_fixed(fn, signature)`, the concrete function (public TF API),
-  called with the same numpy arrays: what tlrl uses;
+* **concrete**: the concrete function (public TF API), called with the same numpy arrays: what
+  `tlrl.compiled.compile_fixed` returns for `jit_compile=True`;
+* **raw op**: `tlrl.compiled.compile_fixed(fn, signature)` for `jit_compile=False`, a `FixedCall`:
+  shape checks in Python, then the public `tf.raw_ops.StatefulPartitionedCall` on the traced graph;
 * **_call_flat**: the path the old `tlrl/workers/compiled.py` (`FixedFunction`) took: check the
   shapes in Python, `tf.constant` each array, then the private `ConcreteFunction._call_flat(tensors,
   captured_inputs)`;
 * **concrete(tensors)**: public API only, `tf.constant` each array first, then the concrete function;
-* **concrete A/A**: a second `compile_fixed` of the same function, timed like the others: the control
+* **concrete A/A**: a second concrete function of the same function, timed like the others: the control
   whose ratio to concrete shows how much of a ratio is noise.
 
 Two functions: **act** (sample actions, log-probs and V(s) for 8 envs: one call per vector step)
@@ -109,17 +111,22 @@ def call_flat_path(fn: Callable, signature: List[tf.TensorSpec]) -> Callable:
 
 def concrete_tensors_path(fn: Callable, signature: List[tf.TensorSpec]) -> Callable:
     """Public API only: `tf.constant` each array first, then call the concrete function with tensors."""
-    concrete = compile_fixed(fn, signature)
+    concrete = _concrete(fn, signature)
     dtypes = [s.dtype for s in signature]
     return lambda *args: concrete(*[tf.constant(x, d) for x, d in zip(args, dtypes)])
 
 
+def _concrete(fn: Callable, signature: List[tf.TensorSpec]):
+    return tf.function(fn, input_signature=signature).get_concrete_function()
+
+
 def paths(fn: Callable, signature: List[tf.TensorSpec]) -> Dict[str, Callable]:
     return {"tf.function": tf.function(fn, input_signature=signature),
-            "concrete": compile_fixed(fn, signature),
+            "concrete": _concrete(fn, signature),
             "_call_flat": call_flat_path(fn, signature),
             "concrete(tensors)": concrete_tensors_path(fn, signature),
-            "concrete A/A": compile_fixed(fn, signature)}
+            "raw op": compile_fixed(fn, signature),
+            "concrete A/A": _concrete(fn, signature)}
 
 
 def time_paths(calls: Dict[str, Callable], args, n: int, warmup: int = 50) -> Dict[str, float]:
@@ -150,15 +157,16 @@ def main() -> None:
     functions = make_functions(*networks())
     print(f"TF {tf.__version__}, Python {platform.python_version()}, {platform.processor() or platform.machine()}, "
           f"1 TF thread, {args.calls} calls per path (median)\n")
-    print("| function | tf.function (us) | concrete (us) | concrete(tensors) (us) | _call_flat (us) | "
-          "tf.function / concrete | concrete(tensors) / concrete | _call_flat / concrete | A/A copy / concrete |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| function | tf.function (us) | concrete (us) | concrete(tensors) (us) | _call_flat (us) | raw op (us) | "
+          "tf.function / concrete | concrete(tensors) / concrete | _call_flat / concrete | raw op / concrete | "
+          "A/A copy / concrete |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for name, (fn, signature, example) in functions.items():
         r = time_paths(paths(fn, signature), example, args.calls)
         c = r["concrete"]
         print(f"| {name} | {r['tf.function']:.1f} | {c:.1f} | {r['concrete(tensors)']:.1f} | {r['_call_flat']:.1f} | "
-              f"{r['tf.function'] / c:.2f} | {r['concrete(tensors)'] / c:.2f} | {r['_call_flat'] / c:.2f} | "
-              f"{r['concrete A/A'] / c:.2f} |")
+              f"{r['raw op']:.1f} | {r['tf.function'] / c:.2f} | {r['concrete(tensors)'] / c:.2f} | "
+              f"{r['_call_flat'] / c:.2f} | {r['raw op'] / c:.2f} | {r['concrete A/A'] / c:.2f} |")
 
 
 if __name__ == "__main__":

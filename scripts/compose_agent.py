@@ -1,9 +1,10 @@
 """Compose an agent tlrl does not ship: discrete-action Soft Actor-Critic (Christodoulou, 2019,
 "Soft Actor-Critic for Discrete Action Settings", arXiv:1910.07207), from tlrl's public parts only.
 
-Parts: a user-defined torso written with `tlrl.layers`, `tlrl.modules.CategoricalHead` (policy) and
-`QHead` (twin critics + Polyak targets), `tlrl.optim.Adam`, `tlrl.off_policy` (config, schedule,
-replay store), `tlrl.spaces` (the TF boundary) and `tlrl.compiled` (the compiled calls). It fills in
+Parts: a user-defined torso written with `tlrl.layers`, `tlrl.modules.CategoricalHead` (policy),
+`QHead` (twin critics) and `polyak_update` (their targets), `tlrl.optim.Adam`, `tlrl.off_policy`
+(config, schedule, replay store), `tlrl.spaces` (the TF boundary) and `tlrl.compiled` (the compiled
+calls). It fills in
 the public extension points of `tlrl.agent.BaseAgent` (see docs/compose.md); the loop, `evaluate`,
 `save`/`load`, `tlrl train`/`eval`/`export` and process/Ray actors come with them:
 
@@ -24,7 +25,7 @@ import tensorflow as tf  # noqa: E402
 from tlrl.agent import BaseAgent  # noqa: E402
 from tlrl.compiled import compile_fixed  # noqa: E402
 from tlrl.layers import Dense, LayerNorm, Sequential  # noqa: E402
-from tlrl.modules import CategoricalHead, QHead  # noqa: E402
+from tlrl.modules import CategoricalHead, QHead, polyak_update  # noqa: E402
 from tlrl.off_policy import OffPolicyConfig, ReplayStore, gradient_steps, replay_plan  # noqa: E402
 from tlrl.optim import Adam  # noqa: E402
 from tlrl.spaces import obs_signature, tf_env_actions, to_tf_obs, zeros_batch  # noqa: E402
@@ -115,7 +116,7 @@ class DiscreteSAC(BaseAgent):
             alpha_loss = self.log_alpha * tf.reduce_mean(entropy - self.target_entropy)
         self.opts[1].apply(tape.gradient(pi_loss, self.actor.trainable_variables), self.actor.trainable_variables)
         self.opts[2].apply(tape.gradient(alpha_loss, [self.log_alpha]), [self.log_alpha])
-        [t.assign(t + self.config.tau * (v - t)) for t, v in zip(self.t_vars, self.q_vars)]  # Polyak targets
+        polyak_update(self.t_vars, self.q_vars, self.config.tau)  # the target critics trail the critics
         return {"q_loss": q_loss, "pi_loss": pi_loss, "alpha": alpha, "entropy": tf.reduce_mean(entropy)}
 
     # acting: one TF call for all envs; sampling with the agent's seeded numpy generator

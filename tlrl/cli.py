@@ -143,6 +143,10 @@ def cmd_train(args) -> int:
             if not args.config:
                 raise RunError("train needs a CONFIG file (or --resume DIR)")
             config = load_config(args.config, args.set, seed=args.seed)
+            if config.runner.backend == "process":  # worker processes import TF while the agent is built
+                from tlrl.runner.process import prestart
+
+                prestart(config.runner.workers or config.hyperparameters.get("n_workers", 1))
             run = prepare_new(config, args.run_dir, config_path=args.config, overrides=args.set, seed=args.seed)
     except (ConfigError, RunError) as exc:
         if not args.resume:

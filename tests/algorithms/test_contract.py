@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tlrl.compiled import FixedCall
+
 from tlrl.algorithms import REGISTRY, get_algorithm
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -158,7 +160,7 @@ def _compiled_functions(obj, depth=0, seen=None):
     else:
         return found
     for name, value in items:
-        if isinstance(value, tf.types.experimental.ConcreteFunction) or \
+        if isinstance(value, (tf.types.experimental.ConcreteFunction, FixedCall)) or \
                 hasattr(value, "experimental_get_tracing_count"):
             found[name] = value
         elif not isinstance(value, (np.ndarray, tf.Variable, tf.Tensor)):

@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tlrl.compiled import FixedCall
+
 from tlrl.algorithms import PPO
 from tlrl.algorithms.ppo import METRICS, ppo_loss
 from tlrl.collector import Collector
@@ -94,7 +96,7 @@ def _weights(agent):
 
 def _compiled_once(agent):
     """The fused update is compiled once for a fixed signature (a concrete function): it cannot retrace."""
-    return isinstance(agent._fused_update.update, tf.types.experimental.ConcreteFunction)
+    return isinstance(agent._fused_update.update, (tf.types.experimental.ConcreteFunction, FixedCall))
 
 
 # ----- it runs, on every kind of space ---------------------------------------------------------------

@@ -263,3 +263,28 @@ def test_thread_pool_close_waits_a_bounded_time_for_calls_in_flight(tmp_path, ca
 def test_a_deadline_must_be_a_positive_number_of_seconds(bad):
     with pytest.raises(ValueError, match="call_timeout must be a positive number of seconds"):
         make_pool("thread", toy_factory, 1, call_timeout=bad)
+
+
+def test_pre_started_processes_are_taken_by_the_next_pools_and_the_rest_stopped_at_the_end():
+    """`prestart` (what `tlrl train` does while it builds the agent): the children import what workers need
+    before their factory is known; a pool sends them their factory instead of spawning new ones."""
+    from tlrl.runner.process import prestart, stop_spares
+
+    before = child_pids()
+    pids = prestart(3, preload=())
+    assert len(pids) == 3 and all(alive(p) for p in pids)
+    with make_pool("process", toy_factory, 2) as pool:
+        pool.start()
+        assert sorted(pool.info(i)["pid"] for i in range(2)) == sorted(pids[:2])
+        for i in range(2):
+            pool.submit(i, "echo", i)
+        events = _collect(pool, 2)
+        assert sorted(ev.value["x"] for ev in events) == [0, 1]
+        pool.submit(0, "fail", "boom")
+        (ev,) = _collect(pool, 1)
+        pool.restart(0)  # a fresh process (or the third spare)
+        pool.submit(0, "echo", "again")
+        (ev,) = _collect(pool, 1)
+        assert ev.value["attempt"] == 1
+    stop_spares()
+    assert child_pids() == before
