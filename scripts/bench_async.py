@@ -115,7 +115,9 @@ def run_child(task: str, backend: str, workers: int, seed: int, budget: int, eva
         init_ray(num_cpus=os.cpu_count())  # a running cluster: not on the clock
     keep = backend in ("process", "ray")  # remote workers: started ahead of training, all ready at once
     agent, learn, start = make_learner(task, backend, workers, seed, keep)
-    per_update = 1 if task == "a3c" else agent._gradient_steps()  # gradient steps per reported update
+    from tlrl.off_policy import gradient_steps
+
+    per_update = 1 if task == "a3c" else gradient_steps(agent.config, agent.n_envs)  # gradient steps per update
     ready = start() if keep else 0.0
     clock = {"paused": 0.0, "first": None, "updates": 0, "reached": None, "evals": []}
     next_eval = [eval_every]
