@@ -16,7 +16,9 @@ callback, at the first boundary (after an update; off-policy agents also before
 `agent.cut_episodes()` (the envs close, episode sums reset, the store marks the cut) and writes
 the checkpoint; the loop goes on with fresh envs seeded from the agent's (checkpointed) numpy
 RNG. A run resumed from that checkpoint starts in exactly that state, so it reaches
-bit-for-bit the same weights as the uninterrupted run, and schedules that depend on training
+bit-for-bit the same weights as the uninterrupted run (the agent's own loop and in-process A3C
+workers; asynchronous workers and Ape-X actors, whose envs run on through a checkpoint, are not
+reproducible in any case), and schedules that depend on training
 progress (`num_timesteps / total`) see the same values. Episodes running at a checkpoint are
 cut there (treated as truncated: n-step returns do not cross the cut, the replay keeps the
 true next observation). Workers and the loop itself live through checkpoints.
