@@ -11,9 +11,8 @@ Each test fails naming `file:line` and the fix:
   reached through an agent); the issue's grep finds nothing;
 - file sizes: 400 lines in tlrl/, algorithms/, envs/; 300 per algorithm file; TD3 80;
 - inheritance at most two levels below `tlrl.agent.BaseAgent`;
-- tlrl.runner and tlrl.workers do not import each other both ways; no import cycle among tlrl's
-  modules (module-level imports); each layer of docs/architecture.md imports only from its own
-  or lower layers.
+- no import cycle among tlrl's modules (module-level imports; the runner and its workers are one
+  package, tlrl.runner); each layer of docs/architecture.md imports only from its own or lower layers.
 """
 from __future__ import annotations
 
@@ -23,8 +22,6 @@ import os
 import re
 import sys
 from typing import Dict, Iterator, List, Set, Tuple
-
-import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: folder -> the import name it is installed as (setup.cfg package_dir)
@@ -154,13 +151,13 @@ def _private_hits_in(tree: ast.AST, rel: str) -> Iterator[str]:
     yield from visit(tree, set())
 
 
-def _private_hits() -> Iterator[str]:
-    for rel in FILES:
-        yield from _private_hits_in(_tree(rel), rel)
+def _hits(check) -> List[str]:
+    """Every hit of `check(tree, rel)` over the package's files."""
+    return [hit for rel in FILES for hit in check(_tree(rel), rel)]
 
 
 def test_no_private_attributes_of_other_objects_or_modules():
-    hits = list(_private_hits())
+    hits = _hits(_private_hits_in)
     assert not hits, _report(hits, "reads/writes of another object's or module's underscore name",
                              "make the name public in its owner (an extension point, a documented attribute or "
                              "function), or move the code into the class that owns it.")
@@ -185,13 +182,8 @@ def _probe_hits_in(tree: ast.AST, rel: str) -> Iterator[str]:
             yield f"{rel}:{node.lineno}: {ast.unparse(node)}"
 
 
-def _probe_hits() -> Iterator[str]:
-    for rel in FILES:
-        yield from _probe_hits_in(_tree(rel), rel)
-
-
 def test_no_getattr_or_hasattr_probes_of_agents():
-    hits = list(_probe_hits())
+    hits = _hits(_probe_hits_in)
     assert not hits, _report(hits, "getattr/hasattr probes of an agent (or, in drivers, of something it holds)",
                              "call a public method or read a public attribute every agent has (tlrl.agent.BaseAgent "
                              "defines the default); an agent-specific need becomes an extension point.")
@@ -278,7 +270,7 @@ def test_the_composed_agent_is_at_most_two_levels_below_base_agent():
     assert classes and not _depth_hits(classes), _depth_hits(classes)
 
 
-# ----- (e) imports: runner <-> workers, cycles ----------------------------------------------------
+# ----- (e) imports: layers, cycles -----------------------------------------------------------------
 MODULES = {_module_name(rel): rel for rel in FILES}
 
 
@@ -317,20 +309,6 @@ def _imports(rel: str, module_level: bool) -> Iterator[Tuple[int, str]]:
             name = name.rsplit(".", 1)[0]
         if name in MODULES:
             yield line, name
-
-
-def test_runner_and_workers_do_not_import_each_other_both_ways():
-    edges = {"tlrl.runner": [], "tlrl.workers": []}
-    for rel in FILES:
-        here = _module_name(rel)
-        for side, other in (("tlrl.runner", "tlrl.workers"), ("tlrl.workers", "tlrl.runner")):
-            if here == side or here.startswith(side + "."):
-                edges[side] += [f"{rel}:{line}: imports {name}" for line, name in _imports(rel, module_level=False)
-                                if name == other or name.startswith(other + ".")]
-    both = edges["tlrl.runner"] and edges["tlrl.workers"]
-    assert not both, _report(edges["tlrl.runner"] + edges["tlrl.workers"], "imports between tlrl.runner and "
-                             "tlrl.workers in both directions", "make the imports point one way (or merge the "
-                             "two packages).")
 
 
 #: The layers of docs/architecture.md, lowest first; a module imports only from its own layer or lower ones.
