@@ -6,7 +6,7 @@ anything is called: importing the module is the only code that runs.
 
 >>> from tlrl.algorithms import REGISTRY
 >>> sorted(REGISTRY)
-['a3c', 'ddpg', 'dqn', 'ppo', 'td3']
+['a3c', 'ddpg', 'dqn', 'ppo', 'sac', 'td3']
 >>> get_algorithm("tlrl.algorithms.dqn:DQN") is get_algorithm("dqn")
 True
 >>> get_algorithm("os:system")  # doctest: +ELLIPSIS
@@ -29,6 +29,7 @@ REGISTRY: Dict[str, str] = {
     "dqn": "tlrl.algorithms.dqn:DQN",
     "ddpg": "tlrl.algorithms.ddpg:DDPG",
     "td3": "tlrl.algorithms.td3:TD3",
+    "sac": "tlrl.algorithms.sac:SAC",
     "a3c": "tlrl.algorithms.a3c:A3C",
 }
 

@@ -1,12 +1,13 @@
 """The networks and losses of DDPG and TD3 (`algorithms/ddpg.py`, `algorithms/td3.py`): pure parts, no agent.
 
-- `Actor`: mu(s), features -> MLP -> tanh scaled to the Box bounds (`tlrl.modules.DeterministicHead`).
+- `Actor`: mu(s), features -> MLP -> tanh scaled to the Box bounds (`tlrl.modules.DeterministicHead`), or
+  another head (SAC: `tlrl.modules.SquashedGaussianHead`).
 - `Critics`: `n` independent Q_i(s, a), with `a` rescaled to [-1, 1] (TD3 uses two).
 - `critic_loss`, `actor_loss`: the mean squared TD error and the deterministic policy gradient objective.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import gymnasium as gym
 import tensorflow as tf
@@ -23,14 +24,15 @@ def _features(space: gym.Space):
 
 
 class Actor(tf.Module):
-    """mu(s): features -> MLP(net_arch) -> tanh scaled to the action bounds. Returns [B, action_dim]."""
+    """mu(s): features -> MLP(net_arch) -> tanh scaled to the action bounds. Returns [B, action_dim]
+    (with another `head`, what that head returns)."""
 
     def __init__(self, observation_space: gym.Space, action_space: gym.spaces.Box, net_arch: Sequence[int],
-                 activation: str, name: str = "actor"):
+                 activation: str, name: str = "actor", head: Optional[tf.Module] = None):
         super().__init__(name=name)
         features, body = _features(observation_space), mlp(net_arch, activation, w_init=init.glorot_uniform())
         self.torso = body if features is None else Sequential([features, body])
-        self.head = DeterministicHead(action_space)
+        self.head = DeterministicHead(action_space) if head is None else head
 
     def __call__(self, obs) -> tf.Tensor:
         return self.head(self.torso(obs))

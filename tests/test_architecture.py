@@ -9,7 +9,7 @@ Each test fails naming `file:line` and the fix:
   classmethod); `ALLOWED_PRIVATE` lists the few third-party internals with no public equivalent;
 - no getattr/hasattr probes of agents outside the agent classes (and, in drivers, of anything
   reached through an agent); the issue's grep finds nothing;
-- file sizes: 400 lines in tlrl/, algorithms/, envs/; 300 per algorithm file; TD3 80;
+- file sizes: 400 lines in tlrl/, algorithms/, envs/; 300 per algorithm file; TD3 80; SAC 250;
 - inheritance at most two levels below `tlrl.agent.BaseAgent`;
 - no import cycle among tlrl's modules (module-level imports; the runner and its workers are one
   package, tlrl.runner); each layer of docs/architecture.md imports only from its own or lower layers.
@@ -202,6 +202,8 @@ def test_the_issues_grep_finds_nothing():
 def _limit(rel: str) -> int:
     if rel == "algorithms/td3.py":
         return 80
+    if rel == "algorithms/sac.py":  # issue 15: SAC in one file of at most 250 lines
+        return 250
     if rel.startswith("algorithms/") and not rel.endswith("__init__.py"):
         return 300
     return 400
@@ -318,7 +320,8 @@ LAYERS = (
     ("runner sources", ("tlrl.runner",)),
     ("algorithms", ("tlrl.algorithms",)),
     ("drivers", ("tlrl.training", "tlrl.cli", "tlrl.checkpointing", "tlrl.export", "tlrl.run_dir", "tlrl.config",
-                 "tlrl.config_schema", "tlrl.logger", "tlrl.plotting", "tlrl.run_lock", "tlrl.__main__")),
+                 "tlrl.config_schema", "tlrl.logger", "tlrl.plotting", "tlrl.run_lock", "tlrl.__main__",
+                 "tlrl.sweep", "tlrl.runs_table")),
 )
 
 

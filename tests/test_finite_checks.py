@@ -23,6 +23,7 @@ TINY = {
     "dqn": ("CartPole-v1", dict(learning_starts=16, buffer_size=300, batch_size=8, net_arch=[8], jit_compile=False)),
     "ddpg": ("Pendulum-v1", dict(learning_starts=16, buffer_size=300, batch_size=8, net_arch=[8], jit_compile=False)),
     "td3": ("Pendulum-v1", dict(learning_starts=16, buffer_size=300, batch_size=8, net_arch=[8], jit_compile=False)),
+    "sac": ("Pendulum-v1", dict(learning_starts=16, buffer_size=300, batch_size=8, net_arch=[8], jit_compile=False)),
     "a3c": ("CartPole-v1", dict(n_workers=1, n_steps=8, net_arch=[8])),
 }
 
@@ -73,6 +74,9 @@ def test_every_float_hyperparameter_declares_its_allowed_range(algo):
     ("ddpg", "tau", 0.0, "in (0, 1]"),
     ("ddpg", "noise_dt", 0.0, "> 0"),
     ("td3", "target_policy_noise", -0.1, ">= 0"),
+    ("sac", "ent_coef", -0.1, ">= 0"),
+    ("sac", "ent_coef", "auto_nan", ">= 0"),
+    ("sac", "learning_rate", "lin_0", "> 0"),
     ("ppo", "clip_range", 0.0, "> 0"),
 ])
 def test_a_float_hyperparameter_out_of_its_range_is_refused_with_the_range(algo, name, value, allowed):

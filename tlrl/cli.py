@@ -5,6 +5,10 @@
     tlrl eval RUN_DIR [--episodes N] [--stochastic] [--video]
     tlrl export RUN_DIR [--out DIR]
     tlrl plot RUN_DIR [RUN_DIR ...] --out FILE.png [--metric COLUMN]
+    tlrl plot SWEEP_DIR [--out FOLDER]
+    tlrl sweep SWEEP.yaml [--workers N] [--backend process|ray] [--storage URL] [--out DIR]
+    tlrl sweep --resume DIR
+    tlrl runs [DIR ...] [--sort KEY] [--filter KEY=VALUE] [--best] [--json]
     tlrl envs
 
 Every command takes `--verbose` (`-v`) to show TensorFlow's start-up log, hidden by default
@@ -69,11 +73,34 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("--overwrite", action="store_true", help="replace an existing export")
 
     pl = sub.add_parser("plot", parents=[common],
-                        help="plot learning curves of runs (seeds of one config as mean and band)")
-    pl.add_argument("run_dirs", nargs="+")
-    pl.add_argument("--out", required=True, help="image file to write (e.g. curves.png)")
+                        help="plot learning curves of runs (seeds of one config as mean and band), or a sweep")
+    pl.add_argument("run_dirs", nargs="+", help="run directories, or one sweep directory")
+    pl.add_argument("--out", help="image file to write (e.g. curves.png); for a sweep, a folder (default "
+                                  "SWEEP_DIR/plots)")
     pl.add_argument("--metric", default="episode_return_mean", help="column of metrics.csv to plot")
     pl.add_argument("--title")
+
+    sw = sub.add_parser("sweep", parents=[common], help="search hyperparameters and seeds with Optuna",
+                        description="Run the trials of a sweep file (docs/sweeps.md): each trial and seed is an "
+                                    "ordinary run directory under the sweep directory.")
+    sw.add_argument("sweep", nargs="?", help="sweep file (leave it out with --resume)")
+    sw.add_argument("--workers", type=int, default=1, help="trials at once: worker processes (or Ray tasks)")
+    sw.add_argument("--backend", choices=["process", "ray"], default="process", help="where workers run")
+    sw.add_argument("--storage", metavar="URL", help="the study's database, shared by every process that joins it, "
+                                                    "e.g. postgresql://USER:PASSWORD@HOST:5432/DB (default "
+                                                    "DIR/study.db)")
+    sw.add_argument("--resume", metavar="DIR", help="continue the sweep in DIR (completed trials stay)")
+    sw.add_argument("--out", metavar="DIR", help="sweep directory (default sweeps/<name>_<timestamp>)")
+
+    r = sub.add_parser("runs", parents=[common], help="list runs and sweep trials (reads, changes nothing)")
+    r.add_argument("dirs", nargs="*", help="run or sweep directories, or folders holding them (default: runs, "
+                                           "sweeps)")
+    r.add_argument("--sort", metavar="KEY", help="sort by a column (eval, steps, wall, objective, a swept key, ...)")
+    r.add_argument("--reverse", action="store_true", help="sort in descending order")
+    r.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE", help="keep rows where KEY is VALUE")
+    r.add_argument("--best", action="store_true", help="print only the best run directory (for tlrl export)")
+    r.add_argument("--json", action="store_true", help="the rows as JSON")
+    r.add_argument("--storage", metavar="URL", help="the storage of a sweep whose password is not stored")
 
     sub.add_parser("envs", parents=[common], help="list tlrl's registered environments")
     return p
@@ -84,7 +111,7 @@ def _parser() -> argparse.ArgumentParser:
 #: `tlrl --help` do not import TensorFlow through the modules that define them.
 USER_ERRORS = (("tlrl.config_schema", "ConfigError"), ("tlrl.checkpointing", "CheckpointError"),
                ("tlrl.run_dir", "RunError"), ("tlrl.export", "ExportError"), ("tlrl.plotting", "PlotError"),
-               ("tlrl.envs.make", "EnvSpecError"))
+               ("tlrl.envs.make", "EnvSpecError"), ("tlrl.runs_table", "RunsError"))
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -98,7 +125,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     else:
         hide_tensorflow_startup_log()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    handler = {"train": cmd_train, "eval": cmd_eval, "export": cmd_export, "plot": cmd_plot, "envs": cmd_envs}
+    handler = {"train": cmd_train, "eval": cmd_eval, "export": cmd_export, "plot": cmd_plot, "envs": cmd_envs,
+               "sweep": cmd_sweep, "runs": cmd_runs}
     try:
         return handler[args.command](args)
     except Exception as exc:
@@ -127,7 +155,7 @@ def _is_user_error(exc: BaseException) -> bool:
 
 # ----- train ------------------------------------------------------------------------------------------------------
 def cmd_train(args) -> int:
-    from tlrl.config import ConfigError, load_config, schema_doc
+    from tlrl.config import ConfigError, check_config, load_config, schema_doc
     from tlrl.run_dir import INTERRUPTED, TERMINATED, RunError, prepare_new, prepare_resume, write_error
     from tlrl.training import run_training
 
@@ -142,11 +170,9 @@ def cmd_train(args) -> int:
         else:
             if not args.config:
                 raise RunError("train needs a CONFIG file (or --resume DIR)")
-            config = load_config(args.config, args.set, seed=args.seed)
-            if config.runner.backend == "process":  # worker processes import TF while the agent is built
-                from tlrl.runner.process import prestart
-
-                prestart(config.runner.workers or config.hyperparameters.get("n_workers", 1))
+            config = load_config(args.config, args.set, seed=args.seed, check=False)  # no TF imported yet
+            _prestart_workers(config)
+            check_config(config)
             run = prepare_new(config, args.run_dir, config_path=args.config, overrides=args.set, seed=args.seed)
     except (ConfigError, RunError) as exc:
         if not args.resume:
@@ -157,6 +183,24 @@ def cmd_train(args) -> int:
         return TERMINATED if summary.get("signal") == "SIGTERM" else INTERRUPTED
     print(json.dumps({"run_dir": run.run_dir, **summary}, indent=2))
     return 0
+
+
+def _prestart_workers(config) -> None:
+    """Start the run's worker processes or Ray actors now (`tlrl.runner.process.prestart`,
+    `tlrl.runner.ray_host.prestart`), before this process imports TF: they import it at the same time
+    (seconds), and the pool that the run builds takes them. Called before the config's algorithm checks,
+    so the count is bounded here; a run that does not use them stops them at exit."""
+    n = config.runner.workers or config.hyperparameters.get("n_workers", 1)
+    if type(n) is not int or not 0 < n <= 4 * (os.cpu_count() or 1):
+        return
+    if config.runner.backend == "process":
+        from tlrl.runner.process import prestart
+
+        prestart(n)
+    elif config.runner.backend == "ray":
+        from tlrl.runner.ray_host import prestart
+
+        prestart(n, address=config.runner.ray_address)
 
 
 # ----- eval -------------------------------------------------------------------------------------------------------
@@ -270,9 +314,28 @@ def cmd_export(args) -> int:
 
 # ----- plot, envs -------------------------------------------------------------------------------------------------
 def cmd_plot(args) -> int:
-    from tlrl.plotting import plot_runs
+    from tlrl.plotting import plot_dirs
 
-    print(plot_runs(args.run_dirs, args.out, metric=args.metric, title=args.title))
+    for path in plot_dirs(args.run_dirs, args.out, metric=args.metric, title=args.title):
+        print(path)
+    return 0
+
+
+# ----- sweep, runs ------------------------------------------------------------------------------------------------
+def cmd_sweep(args) -> int:
+    from tlrl.sweep import run_sweep
+
+    code, summary = run_sweep(args.sweep, resume=args.resume, out=args.out, storage=args.storage,
+                              workers=args.workers, backend=args.backend)
+    print(json.dumps(summary, indent=2))
+    return code
+
+
+def cmd_runs(args) -> int:
+    from tlrl.runs_table import runs_command
+
+    print(runs_command(args.dirs, sort=args.sort, reverse=args.reverse, filters=args.filter, best=args.best,
+                       as_json=args.json, storage=args.storage))
     return 0
 
 

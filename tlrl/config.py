@@ -124,39 +124,31 @@ def _apply_set(data: Dict[str, Any], path: Path, value: Any, places: Places) -> 
 
 
 def load_config(path: str, overrides: Sequence[str] = (), *, seed: Optional[int] = None,
-                check_env: bool = True) -> RunConfig:
+                check_env: bool = True, check: bool = True) -> RunConfig:
     """Read, override and validate the run config in YAML file `path`.
 
     `overrides` are `key.path=value` strings (the CLI's `--set`); `seed`, if given, replaces
     `seed`. Raises `ConfigError` with the key, its line and the expected value on any problem.
+    `check=False` stops after the YAML, the overrides and the sections' types (no TF imported yet):
+    `check_config` does the rest.
     """
     try:
         with open(path) as fh:
             text = fh.read()
     except OSError as exc:
         raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
-    return load_config_text(text, path, overrides, seed=seed, check_env=check_env)
+    return load_config_text(text, path, overrides, seed=seed, check_env=check_env, check=check)
 
 
 def load_config_text(text: str, source: str = "<config>", overrides: Sequence[str] = (), *,
-                     seed: Optional[int] = None, check_env: bool = True) -> RunConfig:
+                     seed: Optional[int] = None, check_env: bool = True, check: bool = True) -> RunConfig:
     """Like `load_config`, from YAML text; `source` names it in messages."""
-    places = Places(source)
-    try:
-        root = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f", line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"{source}{where}: not valid YAML: {problem}") from None
+    data, places = read_yaml(text, source)
     if data is None:
         raise ConfigError(f"{source}: the config is empty; it needs at least algo, env and total_steps")
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: the config must be a mapping of keys (algo, env, ...), "
                           f"not a {type(data).__name__}")
-    _index_nodes(root, (), places)
-    data = _fix_floats(data)
     for item in overrides:
         key, value = parse_set(item)
         _apply_set(data, key, value, places)
@@ -167,10 +159,39 @@ def load_config_text(text: str, source: str = "<config>", overrides: Sequence[st
         data["env"] = {"id": data["env"]}
     config = _build(RunConfig, data, (), places)
     config.places = places
-    _check_algorithm(config, places)
+    return check_config(config, check_env=check_env) if check else config
+
+
+def check_config(config: RunConfig, *, check_env: bool = True) -> RunConfig:
+    """The checks of a parsed config that import the algorithm (TF) and make the env: `algo` resolved, the
+    hyperparameters and runner section checked against it, the env id made. `load_config(..., check=False)`
+    leaves them for this call, so `tlrl train` can start worker processes before TF is imported here."""
+    _check_algorithm(config, config.places)
     if check_env:
-        check_env_id(config.env.id, places)
+        check_env_id(config.env.id, config.places)
     return config
+
+
+def read_yaml(text: str, source: str) -> Tuple[Any, Places]:
+    """(data, places) of YAML `text` read with `yaml.safe_load` (`1e-3` read as a float; `places` knows each
+    key's line); ConfigError for text that is not YAML or a key given twice. Run configs and sweep files."""
+    places = Places(source)
+    try:
+        root = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f", line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{source}{where}: not valid YAML: {problem}") from None
+    _index_nodes(root, (), places)
+    return _fix_floats(data), places
+
+
+def build_section(cls, data: Any, path: Path, places: Places):
+    """Dataclass `cls` built from mapping `data` with the checks of a config section (unknown keys with close
+    matches, each field's type, min and max), errors naming `path` and its line; for other files (sweeps)."""
+    return _build(cls, data, path, places)
 
 
 def config_from_dict(data: Mapping[str, Any], source: str = "<config>", *, check_env: bool = True) -> RunConfig:

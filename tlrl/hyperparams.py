@@ -4,7 +4,8 @@ A wrong name or a wrong type raises an error that names it, the expected type
 and close matches, before any network is built. So does a number out of its range: NaN and
 infinity are refused for every field, and a config class lists the interval of each of its
 float fields in `RANGES` (e.g. `{"tau": "(0, 1]", "learning_rate": "(0, inf)"}`, checked by
-`check_ranges`; a schedule is checked at its start value).
+`check_ranges`; a schedule is checked at its start value). A field named in the class's `AUTO`
+also takes SB3's "auto" (the algorithm picks the value) or "auto_<start>" (checked at start).
 """
 from __future__ import annotations
 
@@ -141,7 +142,8 @@ def check_ranges(config: Any, ranges: Mapping[str, str], owner: Optional[str] = 
     """Raise ValueError unless each field of `config` named in `ranges` lies in its interval.
 
     A None value (an optional setting left off) passes; a schedule (a "lin_<start>" string or
-    a callable of progress) is checked at its start value, progress 0.
+    a callable of progress) is checked at its start value, progress 0; in a field of the config's
+    `AUTO`, "auto" passes and "auto_<start>" is checked at its start (`auto_start`).
 
     >>> from dataclasses import dataclass
     >>> @dataclass
@@ -157,6 +159,8 @@ def check_ranges(config: Any, ranges: Mapping[str, str], owner: Optional[str] = 
     prefix = f"{owner}: " if owner else ""
     for name, interval in ranges.items():
         spec = getattr(config, name)
+        if isinstance(spec, str) and name in getattr(config, "AUTO", ()):
+            spec = auto_start(spec, name)  # None for "auto": the algorithm picks the value
         if spec is None:
             continue
         words = _interval_words(interval) or "a finite number"
@@ -168,3 +172,20 @@ def check_ranges(config: Any, ranges: Mapping[str, str], owner: Optional[str] = 
                 raise ValueError(f"{prefix}{exc}; allowed: {words}") from None
         if not in_interval(value, interval):
             raise ValueError(f"{prefix}{name} must be {words}, got {value!r}{where}")
+
+
+def auto_start(spec: str, name: str) -> Optional[float]:
+    """SB3's form of a value the algorithm tunes itself: None for "auto", x for "auto_<x>" (its start value).
+
+    >>> auto_start("auto", "ent_coef"), auto_start("auto_0.1", "ent_coef")
+    (None, 0.1)
+    """
+    value = None
+    if spec.startswith("auto_"):
+        try:
+            value = float(spec[len("auto_"):])
+        except ValueError:
+            pass
+    if value is None and spec != "auto":
+        raise ValueError(f"{name} must be a number, 'auto' or 'auto_<start>' (e.g. 'auto_0.1'), got {spec!r}")
+    return value

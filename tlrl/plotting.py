@@ -85,14 +85,7 @@ def plot_runs(run_dirs: Sequence[str], out: str, *, metric: str = "episode_retur
     Raises:
         PlotError: matplotlib is not installed (the message gives the pip line), or nothing to plot.
     """
-    try:
-        import matplotlib
-    except ImportError:
-        raise PlotError('plotting needs matplotlib: pip install "tlrl[plot]" (or pip install matplotlib)') from None
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     groups = load_curves(run_dirs, metric)
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for label, runs in groups.values():
@@ -117,3 +110,92 @@ def plot_runs(run_dirs: Sequence[str], out: str, *, metric: str = "episode_retur
     fig.savefig(out, dpi=120)
     plt.close(fig)
     return out
+
+
+def plot_dirs(dirs: Sequence[str], out: Optional[str], *, metric: str = "episode_return_mean",
+              title: Optional[str] = None, storage: Optional[str] = None) -> List[str]:
+    """`tlrl plot`: the learning curves of run directories into image `out`, or the pictures of one sweep
+    directory into folder `out` (`plot_sweep`); the files written."""
+    from tlrl.sweep.sweep_dir import is_sweep_dir
+
+    if any(is_sweep_dir(d) for d in dirs):
+        if len(dirs) != 1:
+            raise PlotError("plot one sweep directory at a time (its trials' curves: tlrl plot SWEEP/trials/NNNN/seed_* "
+                            "--out FILE.png)")
+        return plot_sweep(dirs[0], out, storage=storage)
+    if not out:
+        raise PlotError("--out FILE.png is needed to plot run directories")
+    return [plot_runs(dirs, out, metric=metric, title=title)]
+
+
+def plot_sweep(sweep_dir: str, out: Optional[str] = None, *, storage: Optional[str] = None) -> List[str]:
+    """Pictures of a sweep into folder `out` (default SWEEP_DIR/plots): `objective.png`, the objective of each
+    trial in order (pruned trials at their last evaluation; the best so far as a line), and `param_KEY.png`
+    for each swept key, the objective against the key's value (log axis for a log-scale range)."""
+    from tlrl.sweep.records import read_sweep
+    from tlrl.sweep.space import Categorical, IntRange, LogUniform
+
+    plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
+    record = read_sweep(sweep_dir, storage)
+    done = [t for t in record.trials if t.state == "complete" and t.value is not None]
+    pruned = [t for t in record.trials if t.state == "pruned" and t.intermediate]
+    if not done and not pruned:
+        raise PlotError(f"{sweep_dir} has no complete or pruned trial to plot yet")
+    out = out or os.path.join(sweep_dir, "plots")
+    os.makedirs(out, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ax.scatter([t.number for t in done], [t.value for t in done], label=f"complete ({len(done)})", zorder=3)
+    if pruned:
+        ax.scatter([t.number for t in pruned], [t.intermediate[max(t.intermediate)] for t in pruned], marker="x",
+                   color="grey", label=f"pruned ({len(pruned)}, last evaluation)", zorder=2)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if done:
+        best = np.maximum.accumulate([t.value for t in done])
+        ax.step([t.number for t in done], best, where="post", color="C1", label="best so far")
+    paths = [_save(fig, ax, plt, os.path.join(out, "objective.png"), "trial", "objective",
+                   f"sweep {record.study}: objective per trial")]
+    for key, param in record.space.items():
+        fig, ax = plt.subplots(figsize=(6, 4))
+        values = [t.params.get(key) for t in done]
+        if isinstance(param, Categorical):
+            labels = [json.dumps(c) if isinstance(c, (list, dict)) else str(c) for c in param.choices]
+            ax.set_xticks(range(len(labels)), labels)
+            values = [labels.index(json.dumps(v) if isinstance(v, (list, dict)) else str(v)) for v in values]
+        elif isinstance(param, LogUniform) or (isinstance(param, IntRange) and param.log):
+            ax.set_xscale("log")
+        elif isinstance(param, IntRange):
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.scatter(values, [t.value for t in done], zorder=3)
+        paths.append(_save(fig, ax, plt, os.path.join(out, f"param_{_file_safe(key)}.png"), key, "objective",
+                           f"{key} (complete trials: {len(done)})"))
+    return paths
+
+
+def _pyplot():
+    try:
+        import matplotlib
+    except ImportError:
+        raise PlotError('plotting needs matplotlib: pip install "tlrl[plot]" (or pip install matplotlib)') from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, ax, plt, path: str, xlabel: str, ylabel: str, title: str) -> str:
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="best", fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _file_safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in name)

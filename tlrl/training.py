@@ -36,7 +36,7 @@ import os
 import signal
 import sys
 import threading
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, Optional
 
 from tlrl.checkpointing import CheckpointManager
 from tlrl.config import RunConfig, dump_config
@@ -89,16 +89,19 @@ def checkpoint_every(config: RunConfig) -> int:
     return int(every) if every else max(1, math.ceil(config.total_steps / 10))
 
 
-def run_training(run: PreparedRun, *, progress: Optional[bool] = None, out=None) -> Dict[str, Any]:
+def run_training(run: PreparedRun, *, progress: Optional[bool] = None, out=None,
+                 on_eval: Optional[Callable[[int, float, float], None]] = None) -> Dict[str, Any]:
     """Train `run.agent` to `config.total_steps` with logs and checkpoints; evaluate; write `summary.json`.
 
     Returns the summary dict (with `"interrupted": True`, `"signal"` and no evaluation if stopped by
     Ctrl-C or SIGTERM). The run directory is locked throughout (`run.lock`, taken here if
     `prepare_resume` did not). At the end, however it ends, `agent.close()` closes its envs and stops
-    its workers, and the lock is released.
+    its workers, and the lock is released. `on_eval(step, mean, std)`, if given, is called after each
+    periodic evaluation (`eval.eval_freq`); an exception it raises ends training there, as any error does
+    (the checkpoints written so far stay; `tlrl sweep`'s pruner raises `optuna.TrialPruned`).
     """
     try:
-        return _train(run, progress, out)
+        return _train(run, progress, out, on_eval)
     finally:
         try:
             run.agent.close()
@@ -107,7 +110,7 @@ def run_training(run: PreparedRun, *, progress: Optional[bool] = None, out=None)
                 run.lock.release()
 
 
-def _train(run: PreparedRun, progress: Optional[bool], out) -> Dict[str, Any]:
+def _train(run: PreparedRun, progress: Optional[bool], out, on_eval=None) -> Dict[str, Any]:
     config, run_dir, agent = run.config, run.run_dir, run.agent
     out = out or sys.stderr
     os.makedirs(run_dir, exist_ok=True)
@@ -160,6 +163,8 @@ def _train(run: PreparedRun, progress: Optional[bool], out) -> Dict[str, Any]:
                 if eval_every and n >= next_eval:
                     mean, std = agent.evaluate(config.eval.episodes, config.eval.deterministic)
                     logger.log_eval(n, mean, std)
+                    if on_eval is not None:
+                        on_eval(n, mean, std)
                     next_eval = (n // eval_every + 1) * eval_every
                 if stop.requested:
                     return False

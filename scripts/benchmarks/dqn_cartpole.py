@@ -1,4 +1,4 @@
-"""DQN on CartPole-v1 with rl-baselines3-zoo's settings (dqn.yml) plus a soft target, tlrl vs Stable-Baselines3.
+"""DQN on CartPole-v1 with rl-baselines3-zoo's settings (dqn.yml) plus a soft target, tlrl vs SB3 and SBX.
 
 Zoo settings: 50k steps, lr 2.3e-3, batch 64, buffer 100k, learning_starts 1000, gamma 0.99,
 target_update_interval 10, train_freq 256, gradient_steps 128, exploration_fraction 0.16,
@@ -33,18 +33,26 @@ seeds 0-2 results are those the choice was made on; the held-out seeds show it i
 Threads: SB3 runs with `torch.set_num_threads(1)`. On this shared 2-core machine torch's default
 2-thread pool thrashes under load (SB3 `train()` measured at 75-95 ms per gradient step with 2
 threads vs 7-12 ms with 1, same load), so 1 thread is SB3's fastest setting here and the fairer
-comparison. TensorFlow keeps its defaults.
+comparison. TensorFlow keeps its defaults. SBX (JAX): see `benchmarks._common` for its thread setting.
+
+SBX runs the same SETTINGS and net_arch (its Q-network is two hidden layers of `net_arch[0]` units,
+relu, Huber loss, as SB3's). SBX's DQN has no `max_grad_norm` argument; SB3 and tlrl clip the gradient's
+global norm at 10 (their default), so SBX gets the same clip as an optax chain in front of Adam.
 """
 import time
 
+from benchmarks._common import import_sbx, sb_result, scaled
+
 TITLE = "DQN CartPole-v1 (zoo settings + tau 0.05 [+ dueling in tlrl], 50k steps, train_freq 256, gradient_steps 128)"
 TARGET = "eval >= 475 per seed after 50k steps; wall time <= 0.5 x SB3's"
-STEPS = 50_000
-SETTINGS = dict(learning_rate=2.3e-3, batch_size=64, buffer_size=100_000, learning_starts=1000, gamma=0.99,
+STEPS = scaled(50_000)
+SETTINGS = dict(learning_rate=2.3e-3, batch_size=64, buffer_size=100_000, learning_starts=scaled(1000), gamma=0.99,
                 target_update_interval=10, train_freq=256, gradient_steps=128, exploration_fraction=0.16,
                 exploration_final_eps=0.04, tau=0.05)
 NET_ARCH = [256, 256]
 TLRL_ONLY = dict(dueling=True)
+#: SB3's and tlrl's default gradient clip (global norm), given to SBX explicitly.
+MAX_GRAD_NORM = 10.0
 
 
 def run_tlrl(seed: int) -> dict:
@@ -62,14 +70,27 @@ def run_sb3(seed: int) -> dict:
     import torch
     from stable_baselines3 import DQN
     from stable_baselines3.common.env_util import make_vec_env
-    from stable_baselines3.common.evaluation import evaluate_policy
 
     torch.set_num_threads(1)
     t0 = time.perf_counter()
     env = make_vec_env("CartPole-v1", n_envs=1, seed=seed)
     model = DQN("MlpPolicy", env, policy_kwargs=dict(net_arch=NET_ARCH), seed=seed, device="cpu", **SETTINGS)
     model.learn(STEPS)
-    wall = time.perf_counter() - t0
-    eval_env = make_vec_env("CartPole-v1", n_envs=1, seed=seed + 10_000)
-    mean, std = evaluate_policy(model, eval_env, n_eval_episodes=20, deterministic=True)
-    return dict(eval_mean=float(mean), eval_std=float(std), steps=int(model.num_timesteps), wall=wall)
+    return sb_result(model, "CartPole-v1", seed, time.perf_counter() - t0)
+
+
+def run_sbx(seed: int) -> dict:
+    sbx = import_sbx()
+    import optax
+    from stable_baselines3.common.env_util import make_vec_env
+
+    def clipped_adam(learning_rate: float) -> optax.GradientTransformation:
+        return optax.chain(optax.clip_by_global_norm(MAX_GRAD_NORM), optax.adam(learning_rate))
+
+    assert len(set(NET_ARCH)) == 1 and len(NET_ARCH) == 2, "SBX's Q-network is two equal hidden layers"
+    t0 = time.perf_counter()
+    env = make_vec_env("CartPole-v1", n_envs=1, seed=seed)
+    model = sbx.DQN("MlpPolicy", env, policy_kwargs=dict(net_arch=NET_ARCH, optimizer_class=clipped_adam), seed=seed,
+                    **SETTINGS)
+    model.learn(STEPS)
+    return sb_result(model, "CartPole-v1", seed, time.perf_counter() - t0)

@@ -29,6 +29,7 @@ TINY = {
                                 net_arch=[16, 16]), 96),
     "ddpg": ("Pendulum-v1", dict(learning_starts=32, buffer_size=500, batch_size=16, net_arch=[16, 16]), 64),
     "td3": ("Pendulum-v1", dict(learning_starts=32, buffer_size=500, batch_size=16, net_arch=[16, 16]), 64),
+    "sac": ("Pendulum-v1", dict(learning_starts=32, buffer_size=500, batch_size=16, net_arch=[16, 16]), 64),
     "a3c": ("CartPole-v1", dict(n_workers=1, n_steps=8, net_arch=[16, 16]), 64),
     COMPOSED: ("CartPole-v1", dict(learning_starts=32, buffer_size=500, batch_size=16, train_freq=4,
                                    gradient_steps=2), 96),

@@ -11,6 +11,7 @@ TINY = {
                            "net_arch: [16, 16], target_update_interval: 40, exploration_fraction: 0.5}"),
     "ddpg": ("Pendulum-v1", "{learning_starts: 32, buffer_size: 500, batch_size: 16, net_arch: [16, 16], jit_compile: false}"),
     "td3": ("Pendulum-v1", "{learning_starts: 32, buffer_size: 500, batch_size: 16, net_arch: [16, 16], jit_compile: false}"),
+    "sac": ("Pendulum-v1", "{learning_starts: 32, buffer_size: 500, batch_size: 16, net_arch: [16, 16], jit_compile: false}"),
     "a3c": ("CartPole-v1", "{n_workers: 1, n_steps: 8, net_arch: [16, 16]}"),
 }
 

@@ -14,7 +14,10 @@ import yaml
 from tlrl.cli import main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CONFIGS = sorted(f for f in os.listdir(os.path.join(ROOT, "configs")) if f.endswith((".yaml", ".yml")))
+FILES = sorted(f for f in os.listdir(os.path.join(ROOT, "configs")) if f.endswith((".yaml", ".yml")))
+#: Sweep files (`tlrl sweep`) are named sweep_*.yaml and checked by the sweep validator below; the rest are run configs.
+SWEEPS = [f for f in FILES if f.startswith("sweep_")]
+CONFIGS = [f for f in FILES if f not in SWEEPS]
 TOTAL_STEPS = 256
 
 #: hyperparameter -> the largest value the test keeps (smaller shipped values stay as they are).
@@ -49,3 +52,12 @@ def test_shipped_config_trains_evaluates_and_saves(name, tmp_path, capsys):
     assert summary["algo"] == config["algo"] and summary["total_steps"] == TOTAL_STEPS
     assert isinstance(summary["eval_return_mean"], float)
     assert os.listdir(run / "checkpoints"), "no checkpoint was saved"
+
+
+@pytest.mark.parametrize("name", SWEEPS)
+def test_shipped_sweep_file_is_valid(name):
+    """The sweep validator loads its base config with its overrides and every value of its search space."""
+    from tlrl.sweep import load_sweep
+
+    spec = load_sweep(os.path.join(ROOT, "configs", name))
+    assert spec.search_space and spec.budget.n_trials

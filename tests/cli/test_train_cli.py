@@ -111,6 +111,8 @@ EXPORTS = {  # name -> (algo, env, hyperparameters, env steps to train first: no
     "ddpg": ("ddpg", "Pendulum-v1", dict(learning_starts=16, buffer_size=200, batch_size=8, net_arch=[16],
                                          jit_compile=False), 0),
     "a3c": ("a3c", "CartPole-v1", dict(n_workers=1, n_steps=8, net_arch=[16]), 0),
+    "sac": ("sac", "Pendulum-v1", dict(learning_starts=16, buffer_size=200, batch_size=8, net_arch=[16],
+                                       jit_compile=False), 0),
 }
 
 FRESH = textwrap.dedent("""\
@@ -197,6 +199,7 @@ RESUME_CASES = [
     pytest.param("ppo", 64, 192, id="ppo"),
     pytest.param("ddpg", 64, 192, id="ddpg"),
     pytest.param("td3", 64, 192, id="td3"),
+    pytest.param("sac", 64, 192, id="sac"),
     pytest.param("a3c", 64, 192, id="a3c"),
     pytest.param("dqn", 64, 192, id="dqn"),
 ]
@@ -336,3 +339,20 @@ def test_resume_refuses_a_different_config_but_may_train_longer(ppo_run, tmp_pat
     assert main(["train", "--resume", str(run), "--set", "total_steps=320", "--no-progress"]) == 0
     assert json.loads((run / "summary.json").read_text())["num_timesteps"] == 320
     assert [r["num_timesteps"] for r in read_metrics(str(run / "metrics.csv"))] == list(range(32, 321, 32))
+
+
+@pytest.mark.skipif(__import__("importlib").util.find_spec("ray") is None, reason="Ray is not installed")
+def test_a3c_trains_through_the_cli_with_ray_workers_started_before_tf(tmp_path):
+    """`tlrl train` starts Ray and its worker actors before it imports TF (`tlrl.runner.ray_host.prestart`);
+    the run's pool must take those actors: if it started new ones, the spares would hold both CPUs of the
+    local Ray instance and the new actors would never be scheduled."""
+    text = tiny_config("a3c", total_steps=2048, every=1024, interval=256,
+                       extra="runner: {backend: ray, workers: 2}\n").replace("n_workers: 1, ", "")
+    (tmp_path / "a3c.yaml").write_text(text)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+    out = subprocess.run([sys.executable, "-m", "tlrl", "train", str(tmp_path / "a3c.yaml"), "--run-dir",
+                          str(tmp_path / "run"), "--no-progress"], capture_output=True, text=True, env=env,
+                         timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["num_timesteps"] >= 2048 and np.isfinite(summary["eval_return_mean"])

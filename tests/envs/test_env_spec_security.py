@@ -199,7 +199,7 @@ def test_a_config_may_name_an_env_class_or_a_module_registered_id(spec_module):
 
 
 @pytest.mark.parametrize("algo, message", [
-    ("subprocess.run", r"unknown algorithm .* Available: a3c, ddpg, dqn, ppo, td3"),
+    ("subprocess.run", r"unknown algorithm .* Available: a3c, ddpg, dqn, ppo, sac, td3"),
     ("os:system", r"'os:system' names a function, not a tlrl agent class"),  # more in tests/test_compose_agent.py
 ])
 def test_a_config_algo_resolves_only_to_a_registered_name_or_an_agent_class(algo, message):

@@ -8,7 +8,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tlrl.modules import (CategoricalHead, ContinuousQ, DeterministicHead, GaussianHead, MultiCategoricalHead, QHead,
-                          ValueHead, make_policy_head, mlp, small_cnn)
+                          SquashedGaussianHead, ValueHead, make_policy_head, mlp, small_cnn)
 
 tfd = tfp.distributions
 B = 6
@@ -140,6 +140,25 @@ def test_deterministic_head_rejects_unbounded_or_non_box_spaces():
         DeterministicHead(gym.spaces.Box(-np.inf, np.inf, (2,), np.float32))
     with pytest.raises(TypeError, match="needs a Box action space"):
         DeterministicHead(gym.spaces.Discrete(3))
+
+
+def test_squashed_gaussian_log_prob_is_tfps_tanh_transformed_normal_and_log_std_is_clipped():
+    head, x = SquashedGaussianHead(3), _features()
+    head(x)  # creates the variables
+    head.log_std.b.assign([30.0, -30.0, 0.0])  # clipped to SB3's [-20, 2] in the first two dimensions
+    mean, log_std = head(x)
+    assert np.all(log_std.numpy()[:, 0] == 2.0) and np.all(log_std.numpy()[:, 1] == -20.0)
+    noise = tf.random.normal(mean.shape) * 3.0
+    action, log_prob = head.sample(mean, log_std, noise)
+    m, s = tf.cast(mean, tf.float64), tf.exp(tf.cast(log_std, tf.float64))
+    u = m + s * tf.cast(noise, tf.float64)  # log pi(tanh(u)) = log N(u) - log |d tanh(u) / du|, in float64
+    expected = tf.reduce_sum(tfd.Normal(m, s).log_prob(u) - tfp.bijectors.Tanh().forward_log_det_jacobian(u, 0), -1)
+    np.testing.assert_allclose(log_prob.numpy(), expected.numpy(), rtol=1e-4, atol=1e-3)
+    assert np.all(np.abs(action.numpy()) <= 1.0) and np.all(np.isfinite(log_prob.numpy()))
+    np.testing.assert_allclose(head.mode(mean).numpy(), np.tanh(mean.numpy()), rtol=1e-6, atol=1e-6)
+    with tf.GradientTape() as tape:  # reparameterized: the log-density depends on the weights through the sample
+        _, lp = head.sample(*head(x), noise)
+    assert all(g is not None for g in tape.gradient(lp, head.trainable_variables))
 
 
 def test_value_head_returns_one_value_per_state():

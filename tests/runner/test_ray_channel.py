@@ -267,3 +267,37 @@ def test_init_ray_refuses_to_start_a_local_ray_beyond_loopback_when_ray_was_impo
         assert out.split()[1] == "127.0.0.1", out
     else:
         assert out.startswith("refused") and "not on 127.0.0.1 only" in out and "before importing ray" in out, out
+
+
+def test_pre_started_actors_are_taken_by_the_next_pool_and_spares_it_cannot_use_are_killed(local_ray):
+    """`tlrl.runner.ray_host.prestart` (what `tlrl train` does before it imports TF): the actors exist before
+    their factory; a pool with the same options sends them their factory instead of starting new ones,
+    and kills spares with other options (they would hold CPUs its own actors wait for)."""
+    from tlrl.runner.ray_host import prestart
+    from tlrl.runner.ray_pool import RayPool
+
+    prestart(2, preload=(), num_cpus=0.5)
+    spare_pids = sorted(local_ray.get([a.info.remote() for a, _ in _spares()]), key=str)
+    with RayPool(toy_factory, 2, num_cpus=0.5) as pool:
+        pool.start()
+        for i in range(2):
+            pool.submit(i, "echo", i)
+        events = _collect(pool, 2)
+        assert sorted(ev.value["x"] for ev in events) == [0, 1]
+        assert sorted((pool.info(i) for i in range(2)), key=str) == spare_pids
+        assert not _spares()
+    prestart(1, preload=(), num_cpus=0.25)  # other options: not takeable by the next pool
+    (other,) = [a for a, _ in _spares()]
+    other_pid = local_ray.get(other.info.remote())["pid"]
+    with RayPool(toy_factory, 1, num_cpus=0.5) as pool:
+        pool.start()
+        pool.submit(0, "pid")
+        (ev,) = _collect(pool, 1)
+        assert ev.value != other_pid and not _spares()
+        assert wait_dead([other_pid]), "a spare the pool could not use still runs"
+
+
+def _spares():
+    from tlrl.runner import ray_host
+
+    return list(ray_host.spares())

@@ -93,7 +93,7 @@ def test_runner_config_errors_name_the_key_its_line_and_the_fix():
     assert "runner.workers must be >= 1" in error_of("dqn", "{workers: 0}")
     with pytest.raises(ConfigError, match=r"--set runner.block_steps: runner.block_steps is an Ape-X option"):
         load_config_text("algo: td3\nenv: Pendulum-v1\ntotal_steps: 100\n", "run.yaml", ["runner.block_steps=4"])
-    for algo, env in (("ddpg", "Pendulum-v1"), ("td3", "Pendulum-v1")):  # every replay agent takes actors
+    for algo, env in (("ddpg", "Pendulum-v1"), ("td3", "Pendulum-v1"), ("sac", "Pendulum-v1")):  # every replay agent
         assert _config(algo, "{backend: process, workers: 2, block_steps: 4}", env=env).runner.workers == 2
 
 

@@ -2,13 +2,14 @@
 
 Policy heads: `CategoricalHead` (Discrete), `MultiCategoricalHead`
 (MultiDiscrete), `GaussianHead` (Box, state-independent or state-dependent
-log-std), `DeterministicHead` (Box, tanh-squashed to the bounds, DDPG style).
+log-std), `SquashedGaussianHead` (Box, tanh of a Gaussian, SAC style),
+`DeterministicHead` (Box, tanh-squashed to the bounds, DDPG style).
 Value heads: `ValueHead` V(s), `QHead` Q(s, .) with optional dueling form,
 `ContinuousQ` Q(s, a).
 """
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence
+from typing import Callable, Optional, Sequence, Tuple
 
 import gymnasium as gym
 import numpy as np
@@ -91,6 +92,46 @@ class GaussianHead(tf.Module):
         else:
             log_std = tf.broadcast_to(self.log_std, tf.shape(loc))
         return tfd.Independent(tfd.Normal(loc, tf.exp(log_std)), reinterpreted_batch_ndims=1)
+
+
+class SquashedGaussianHead(tf.Module):
+    """tanh of a diagonal Gaussian with state-dependent log-std (SAC: Haarnoja et al., 2018, appendix C).
+
+    `head(features)` gives `(mean, log_std)` of the Gaussian before the tanh, log-std clipped to
+    `log_std_bounds` (SB3's [-20, 2]); `sample` and `mode` turn them into actions in [-1, 1]
+    (rescale to the Box bounds outside). The noise is the caller's, so the caller's seeded generator
+    decides every sample.
+
+    >>> import tensorflow as tf
+    >>> head = SquashedGaussianHead(2)
+    >>> action, log_prob = head.sample(*head(tf.zeros([3, 4])), tf.zeros([3, 2]))
+    >>> action.shape, log_prob.shape
+    (TensorShape([3, 2]), TensorShape([3]))
+    """
+
+    def __init__(self, dim: int, *, log_std_bounds=(-20.0, 2.0), w_init=None, name: Optional[str] = None):
+        super().__init__(name=name or "squashed_gaussian_head")
+        self.dim, self.log_std_bounds = int(dim), (float(log_std_bounds[0]), float(log_std_bounds[1]))
+        self.mean = Dense(self.dim, w_init=w_init, name="mean")
+        self.log_std = Dense(self.dim, w_init=w_init, name="log_std")
+
+    @tf.Module.with_name_scope
+    def __call__(self, features) -> Tuple[tf.Tensor, tf.Tensor]:
+        return self.mean(features), tf.clip_by_value(self.log_std(features), *self.log_std_bounds)
+
+    @staticmethod
+    def sample(mean: tf.Tensor, log_std: tf.Tensor, noise: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+        """`tanh(mean + exp(log_std) * noise)` (noise ~ N(0, I), reparameterized) and its log-density [B]:
+        the Gaussian's minus sum log(1 - tanh(u)^2), written stably as 2 (log 2 - u - softplus(-2u))."""
+        u = mean + tf.exp(log_std) * noise
+        gaussian = -0.5 * tf.square(noise) - log_std - 0.5 * np.log(2.0 * np.pi)
+        squash = 2.0 * (np.log(2.0) - u - tf.nn.softplus(-2.0 * u))
+        return tf.tanh(u), tf.reduce_sum(gaussian - squash, axis=-1)
+
+    @staticmethod
+    def mode(mean: tf.Tensor) -> tf.Tensor:
+        """The deterministic action `tanh(mean)`."""
+        return tf.tanh(mean)
 
 
 class DeterministicHead(tf.Module):

@@ -40,7 +40,7 @@ from tlrl.runner.thread_pool import ThreadPool
 
 # Imported on first use, so a worker process that only needs the pool machinery does not import TF.
 _LAZY = {"ApeX": "apex", "ActorSource": "apex", "OffPolicyActor": "apex_actor", "apex_epsilons": "apex_actor",
-         "run_gradient_workers": "gradient", "init_ray": "ray_pool", "shutdown_ray": "ray_pool"}
+         "run_gradient_workers": "gradient", "init_ray": "ray_init", "shutdown_ray": "ray_init"}
 
 #: The keys of a run config's `runner` section that are `Runner` options (null: the default).
 CONFIG_OPTIONS = ("block_steps", "pull_every", "exploration", "max_worker_restarts", "worker_timeout", "ray_address")

@@ -12,11 +12,13 @@ the driver restarts a dead actor itself, so it can count restarts and drop the l
 How calls travel. Ray places, starts and kills the actors and reports the death of one that
 never connected; the calls themselves go over one direct socket per actor, with the protocol
 of `ProcessPool`'s pipe (`tlrl.runner.host.serve_calls`: pickled `(method, args)` out, a
-`Host.call` result back). Why: with one Ray actor task per call (submit, `ray.wait`,
-`ray.get`) the learner spent about 2.5 ms of CPU per A3C update (CartPole, 2-core machine),
-against about 1.6 ms over the socket, as over a process pipe; on 2 cores that CPU limits
-the learner, and env steps/s rose by about 35% with 1 and with 2 workers (measured with the
-old and the new pool alternated in one run, 3 rounds, medians).
+`Host.call` result back). Why: a plain Ray actor call (submit, `ray.get`) costs the learner
+several times the CPU and wall time of a call over the socket (`scripts/bench_async.py
+--channel` measures both to the same actor class in one run; BENCHMARKS.md), and on a small
+machine the learner's CPU per update is what limits A3C's scaling.
+
+Pre-started actors (`tlrl.runner.ray_host.prestart`, called by `tlrl train`) are taken before
+new ones are created.
 
 The socket (`tlrl.runner.ray_channel`): an authenticated listener on an ephemeral port with
 a fresh random key, bound to 127.0.0.1 for a local Ray, else the driver's node address; each
@@ -39,127 +41,18 @@ import multiprocessing.connection as mpc
 import os
 import pickle
 import signal
-import sys
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
-from tlrl.runner.host import Host, limit_tf_threads, logger, pack_factory, serve_calls, unpack_factory
-from tlrl.runner.ray_channel import BACKLOG, MESSAGE_SECONDS, CallListener, connect
+from tlrl.runner.host import logger, pack_factory
+from tlrl.runner.ray_host import RayHost, actor_options, take_spare
+from tlrl.runner.ray_init import init_ray, shutdown_ray, started_here  # noqa: F401 - re-exported
+from tlrl.runner.ray_channel import BACKLOG, MESSAGE_SECONDS, CallListener
 from tlrl.runner.worker_pool import START_TIMEOUT, Event, Failure, MakeFactory, WorkerPool, event_of
 
-_LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
-_started_here = False
 _START_CHECK_SECONDS = 0.1  # how often poll checks busy actors that have not connected yet
 _DEATH_CHECK_SECONDS = 1.0  # how often poll asks Ray whether busy connected actors are still alive
 _CLOSE_SECONDS = 5.0  # how long close() waits for the actors to close their workers
-
-
-def init_ray(address: Optional[str] = None, **init_kwargs: Any):
-    """Make sure Ray is initialized in this process and return the `ray` module.
-
-    Args:
-        address: None: reuse the running Ray session, or start a local one bound to
-            127.0.0.1, without dashboard and without forwarding worker logs to this
-            process (pass `include_dashboard=True` / `log_to_driver=True` to change that).
-            Otherwise the address of a running cluster ("auto", "10.0.0.1:6379", "ray://...").
-        **init_kwargs: more `ray.init` arguments (e.g. `num_cpus`, `object_store_memory`).
-
-    Starting a local instance sets the environment variable RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0
-    in this process (inherited by Ray's processes) before Ray is imported: it is how Ray binds to
-    the loopback address only. Ray reads it when imported, so if `ray` was imported before with
-    another value, a local instance would listen on the machine's network address, and this
-    raises a RuntimeError saying what to do instead. To join a real cluster later, do it from a
-    fresh process.
-    """
-    global _started_here
-    if address is None and "ray" not in sys.modules:
-        os.environ.setdefault(_LOOPBACK_ENV, "0")
-    try:
-        import ray
-    except ImportError as exc:  # pragma: no cover - depends on the install
-        raise ImportError("backend='ray' needs Ray: pip install 'tlrl[ray]' (or pip install 'ray[default]')") from exc
-    if ray.is_initialized():
-        return ray
-    if address is None:
-        os.environ.setdefault(_LOOPBACK_ENV, "0")
-        if os.environ[_LOOPBACK_ENV] == "0":
-            _check_loopback(ray)
-        init_kwargs.setdefault("include_dashboard", False)
-        init_kwargs.setdefault("log_to_driver", False)
-        init_kwargs.setdefault("configure_logging", False)
-        ray.init(**init_kwargs)
-        _started_here = True
-    else:
-        init_kwargs.setdefault("log_to_driver", False)
-        ray.init(address=address, **init_kwargs)
-    return ray
-
-
-def _check_loopback(ray) -> None:
-    """Raise unless a local Ray started now would take 127.0.0.1 as its node address (see `init_ray`)."""
-    from ray.util import get_node_ip_address
-
-    node = get_node_ip_address()  # before ray.init: the address a new local instance would listen on
-    if node != "127.0.0.1":
-        raise RuntimeError(
-            f"Ray was imported before {_LOOPBACK_ENV}=0 was set, so a local Ray started now would listen on this "
-            f"machine's network address {node}, not on 127.0.0.1 only. Set {_LOOPBACK_ENV}=0 in the environment "
-            f"before importing ray (or let tlrl import it), start Ray yourself with ray.init() (tlrl then uses "
-            f"that instance), or pass ray_address to join a running cluster.")
-
-
-def shutdown_ray() -> None:
-    """Shut down the Ray instance that `init_ray` started (a no-op for one started by someone else)."""
-    global _started_here
-    if _started_here and "ray" in sys.modules:
-        import ray
-
-        ray.shutdown()
-    _started_here = False
-
-
-class RayHost:
-    """The Ray actor around a worker `Host` (the factory arrives pickled, as for processes)."""
-
-    def __init__(self, payload: bytes, threads: Optional[int]):
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        factory = unpack_factory(payload)
-        limit_tf_threads(threads)
-        self.host = Host(factory)
-
-    def call(self, method: str, args: tuple):
-        """`Host.call`, with an exception that cannot be pickled replaced by its text."""
-        status, payload = self.host.call(method, args)
-        if status == "error":
-            message, tb, exc = payload
-            try:
-                pickle.dumps(exc)
-            except Exception:  # noqa: BLE001 - send the text only
-                exc = None
-            payload = (message, tb, exc)
-        return status, payload
-
-    def info(self) -> Dict[str, Any]:
-        import ray
-
-        return {"pid": os.getpid(), "node_id": ray.get_runtime_context().get_node_id()}
-
-    def serve(self, address: Tuple[str, int], authkey: bytes, hello: Tuple[int, int]) -> None:
-        """Connect to the learner, say who this is (`hello`), then answer its calls until it says stop
-        or hangs up; the worker is closed at the end. Runs for the actor's whole life."""
-        try:
-            conn = connect(address, authkey)
-        except (OSError, EOFError, mpc.AuthenticationError) as exc:
-            self.host.close()
-            raise ConnectionError(f"the Ray actor could not connect to the learner at {address[0]}:{address[1]} "
-                                  f"({type(exc).__name__}: {exc}); every node must be able to reach the "
-                                  f"driver's address") from exc
-        try:
-            conn.send(hello)
-            serve_calls(conn, self.call)
-        finally:
-            conn.close()
-            self.host.close()
 
 
 class RayPool(WorkerPool):
@@ -190,11 +83,8 @@ class RayPool(WorkerPool):
                  start_timeout: Optional[float] = START_TIMEOUT):
         super().__init__(make_factory, n, call_timeout=call_timeout, start_timeout=start_timeout)
         self.ray = init_ray(address, **dict(init_kwargs or {}))
-        options: Dict[str, Any] = dict(num_cpus=num_cpus, max_restarts=0, max_task_retries=0,
-                                       scheduling_strategy=scheduling_strategy)
-        if worker_niceness is not None:
-            options["runtime_env"] = {"env_vars": {"RAY_worker_niceness": str(int(worker_niceness))}}
-        self._actor_cls = self.ray.remote(RayHost).options(**options)
+        self._options = actor_options(num_cpus, scheduling_strategy, worker_niceness)
+        self._actor_cls = self.ray.remote(RayHost).options(**self._options)
         self.threads_per_worker = threads_per_worker
         self._listener: Optional[CallListener] = None
         self._generations = itertools.count(1)
@@ -212,7 +102,7 @@ class RayPool(WorkerPool):
         return self._listener.address if self._listener is not None else None
 
     def _bind_host(self) -> str:
-        if _started_here:
+        if started_here():
             return "127.0.0.1"
         from ray.util import get_node_ip_address
 
@@ -224,7 +114,11 @@ class RayPool(WorkerPool):
             self._listener = CallListener(self._bind_host(), backlog=max(self.n, BACKLOG),
                                           message_seconds=self.call_timeout or MESSAGE_SECONDS)
         self._generation[i] = generation = next(self._generations)
-        actor = self._actor_cls.remote(payload, self.threads_per_worker)
+        actor = take_spare(self.ray, self._options, self.threads_per_worker)  # pre-started (`ray_host.prestart`)
+        if actor is None:
+            actor = self._actor_cls.remote(payload, self.threads_per_worker)
+        else:
+            actor.setup.remote(payload)  # an actor runs its calls in order: before info and serve
         self._actors[i] = actor
         self._info_refs[i] = actor.info.remote()  # before serve, which occupies the actor for good
         self._serve_refs[i] = actor.serve.remote(self._listener.address, self._listener.authkey, (i, generation))
