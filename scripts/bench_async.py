@@ -56,6 +56,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
+import bench_sections  # noqa: E402 - scripts/ is on the path now
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 TASKS = ("a3c", "apex", "apex-free")
@@ -402,19 +403,7 @@ def _median_of(values) -> str:
 
 
 def write_section(text: str, append: bool = False) -> None:
-    path = os.path.join(ROOT, "BENCHMARKS.md")
-    with open(path) as fh:  # re-read right before writing: others write their own sections
-        content = fh.read()
-    if append and START in content and END in content:
-        text = content.split(START, 1)[1].split(END, 1)[0].strip("\n") + "\n" + text
-    section = f"{START}\n{text}\n{END}"
-    if START in content and END in content:
-        head, rest = content.split(START, 1)
-        content = head + section + rest.split(END, 1)[1]
-    else:
-        content = content.rstrip("\n") + "\n\n" + section + "\n"
-    with open(path, "w") as fh:
-        fh.write(content)
+    bench_sections.write_section(START, END, text, append)
 
 
 def main(argv=None) -> None:

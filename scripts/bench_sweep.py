@@ -36,6 +36,9 @@ from importlib import metadata
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
+sys.path.insert(0, HERE)
+import bench_sections  # noqa: E402 - scripts/ is on the path now
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 START, END = "<!-- bench_sweep -->", "<!-- /bench_sweep -->"
 
@@ -140,17 +143,7 @@ def table(results, storage_ms: float, trials: int, steps: int) -> str:
 
 
 def write_section(text: str) -> None:
-    path = os.path.join(ROOT, "BENCHMARKS.md")
-    with open(path) as fh:  # re-read right before writing: others write their own sections
-        content = fh.read()
-    section = f"{START}\n{text}\n{END}"
-    if START in content and END in content:
-        head, rest = content.split(START, 1)
-        content = head + section + rest.split(END, 1)[1]
-    else:
-        content = content.rstrip("\n") + "\n\n" + section + "\n"
-    with open(path, "w") as fh:
-        fh.write(content)
+    bench_sections.write_section(START, END, text)
 
 
 def main(argv=None) -> None:
