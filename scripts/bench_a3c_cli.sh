@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 export TF_CPP_MIN_LOG_LEVEL=2
 rounds="${1:-2}"
 out="${2:-$(mktemp -d)}"
+mkdir -p "$out"
 for round in $(seq 1 "$rounds"); do
   for b in process ray; do
     for w in 1 2; do
