@@ -223,14 +223,14 @@ def test_a_worker_whose_env_hangs_forever_is_stopped_at_the_deadline_and_restart
 
     before = child_pids()
     # a deadline that a healthy worker meets even on a loaded machine; the hung one waits forever anyway
-    agent = A3C("runner.helpers:HangingEnv", seed=0, n_workers=2, backend=backend, worker_timeout=10.0,
+    agent = A3C("runner.helpers:HangingEnv", seed=0, n_workers=2, backend=backend, worker_timeout=6.0,
                 env_kwargs={"flag_dir": str(tmp_path), "hang_after": 40}, **SMALL)
     try:
         with caplog.at_level(logging.WARNING, logger="tlrl.runner"):
             agent.learn(600)
         assert agent.num_timesteps >= 600
         assert (tmp_path / "claimed").exists(), "no env hung: the test tested nothing"
-        assert ("did not answer within 10 s (worker_timeout) and was stopped; its unfinished rollout was dropped "
+        assert ("did not answer within 6 s (worker_timeout) and was stopped; its unfinished rollout was dropped "
                 "and the worker restarted (restart 1 of at most 3)") in caplog.text
         if backend == "process":
             assert not alive(int((tmp_path / "claimed").read_text()))

@@ -201,13 +201,13 @@ def test_an_actor_whose_env_hangs_forever_is_stopped_at_the_deadline_and_restart
 
     agent = _dqn("runner.helpers:HangingEnv", env_kwargs={"flag_dir": str(tmp_path), "hang_after": 120})
     # a deadline that a healthy actor meets even on a loaded machine; the hung one waits forever anyway
-    apex = ApeX(agent, workers=2, backend="thread", block_steps=16, worker_timeout=10.0)
+    apex = ApeX(agent, workers=2, backend="thread", block_steps=16, worker_timeout=6.0)
     try:
         with caplog.at_level(logging.WARNING, logger="tlrl.runner"):
             apex.learn(512)
         assert agent.num_timesteps == 512 and apex.stats["restarts"] >= 1
         assert (tmp_path / "claimed").exists(), "no env hung: the test tested nothing"
-        assert ("did not answer within 10 s (worker_timeout) and was stopped; its unfinished block was dropped "
+        assert ("did not answer within 6 s (worker_timeout) and was stopped; its unfinished block was dropped "
                 "and the worker restarted (restart 1 of at most 3)") in caplog.text
     finally:
         assert release_and_wait_for_threads(str(tmp_path), "tlrl-")

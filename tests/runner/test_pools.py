@@ -195,8 +195,9 @@ def test_a_call_past_its_deadline_fails_the_silent_worker_which_is_stopped_and_r
     """Before deadlines, `poll(None)` on a worker stuck in its call waited forever."""
     before = child_pids()
     release = str(tmp_path / "release")
-    # a deadline the healthy worker meets even on a loaded machine; the blocked one waits forever anyway
-    with make_pool(backend, toy_factory, 2, call_timeout=10.0) as pool:
+    # a deadline the healthy worker's toy calls (microseconds) meet even on a loaded machine; the blocked one
+    # waits forever anyway
+    with make_pool(backend, toy_factory, 2, call_timeout=3.0) as pool:
         pool.start()
         for i in range(2):
             pool.submit(i, "pid")
@@ -212,7 +213,7 @@ def test_a_call_past_its_deadline_fails_the_silent_worker_which_is_stopped_and_r
         assert by_index[0].value["x"] == "meanwhile"
         failure = by_index[1].failure
         assert failure.kind == "timeout"
-        assert failure.describe(2) == "worker 1 of 2 did not answer within 10 s (worker_timeout) and was stopped"
+        assert failure.describe(2) == "worker 1 of 2 did not answer within 3 s (worker_timeout) and was stopped"
         assert not pool.busy(1)
         if backend == "process":
             assert not alive(pids[1])  # killed at once (it ignores SIGTERM)

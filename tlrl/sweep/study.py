@@ -18,6 +18,7 @@ import warnings
 from typing import Any, Dict, List, Optional
 
 from tlrl.sweep.spec import SweepError, SweepSpec
+from tlrl.sweep.start_lock import driver_url
 
 STUDY_DB = "study.db"
 #: The study's user attribute holding what it was made from (`SweepSpec.fingerprint`).
@@ -67,8 +68,7 @@ def open_storage(url: str, failures=None, *, read_only: bool = False):
     from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
     check_url(url)
-    if url.startswith("postgresql://"):  # SQLAlchemy 2.1's default driver is psycopg 3; tlrl[sweep] installs psycopg2
-        url = "postgresql+psycopg2://" + url[len("postgresql://"):]
+    url = driver_url(url)
     sqlite = url.startswith("sqlite")
     kwargs: Dict[str, Any] = {"engine_kwargs": {"connect_args": {"timeout": 60}} if sqlite else {"pool_pre_ping": True}}
     if read_only:

@@ -3,11 +3,12 @@ budget is spent. `tlrl sweep` runs one in its own process (`--workers 1`), start
 (`python -m tlrl.sweep.worker DIR --index I`) or as Ray tasks; any number of `tlrl sweep` processes on other
 machines add theirs. Optuna's `Study.optimize` is the loop (no scheduling of our own):
 
-- the budget (`Budget`) is Optuna's `MaxTrialsCallback` over the finished (complete and pruned) trials and
-  those running now in any process, so N workers that finish together do not start N trials past it; a
-  worker whose budget is filled by trials still running elsewhere waits for them. Trials whose worker died
-  (no heartbeat for `failures.grace_period`) are failed first and queued again by the storage's retry
-  callback (`tlrl.sweep.study`); they run before any new one, so the study ends with `n_trials` finished;
+- the budget (`Budget`) counts the finished (complete and pruned) trials and those running now in any process;
+  a worker decides that a trial may start, and Optuna creates it, under the study's `StartLock`
+  (`tlrl.sweep.start_lock`), so N workers that finish together do not start trials past it. A worker whose
+  budget is filled by trials still running elsewhere waits for them. Trials whose worker died (no heartbeat
+  for `failures.grace_period`) are failed first and queued again by the storage's retry callback
+  (`tlrl.sweep.study`); they run before any new one, so the study ends with `n_trials` finished;
 - a trial that raises fails with its error recorded (`catch=(Exception,)`), and the sweep goes on; after
   `budget.max_failed` such failures it stops;
 - Ctrl-C or SIGTERM: the running trial's training stops at its next boundary (`tlrl.training`), the trial is
@@ -65,18 +66,14 @@ class HeldSignals:
 class Budget:
     """Whether trials should start: `state(study)` is 'run', 'wait' (the finished and running trials fill the
     budget, but some are still running, perhaps in a worker that died) or 'done'. It first fails trials whose
-    worker died (the storage queues them again). As an Optuna callback, after each trial, it stops the study
-    unless the state is 'run': Optuna's MaxTrialsCallback over the complete, pruned and running trials."""
+    worker died (the storage queues them again). As an Optuna callback, after each trial, it takes the study's
+    start lock and stops the study unless the state is 'run'; if it is, the lock stays held until the next
+    trial exists (`ReleaseOnStart`)."""
 
-    def __init__(self, spec, stop: StopRequest):
+    def __init__(self, spec, stop: StopRequest, lock=None):
         import optuna
-        from optuna.study import MaxTrialsCallback
-        from optuna.trial import TrialState
 
-        self.spec, self.stop, self.optuna = spec, stop, optuna
-        n = spec.budget.n_trials
-        states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
-        self.max_trials = MaxTrialsCallback(n, states=states) if n is not None else None
+        self.spec, self.stop, self.optuna, self.lock = spec, stop, optuna, lock
         self.deadline = None if spec.budget.timeout is None else time.monotonic() + spec.budget.timeout
         self.reason: Optional[str] = None
 
@@ -107,16 +104,56 @@ class Budget:
         return None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
 
     def __call__(self, study, trial) -> None:
-        if self.state(study) == "done":
+        if self.lock is not None:
+            self.lock.acquire()
+        if self.state(study) != "run":
             study.stop()
-        elif self.max_trials is not None:
-            self.max_trials(study, trial)
+            if self.lock is not None:
+                self.lock.release()
+
+
+class ReleaseOnStart:
+    """The objective `objective`, called once its trial exists: it first releases the start lock that the worker
+    (or `Budget`, after the previous trial) took when it decided that this trial may start."""
+
+    def __init__(self, objective, lock):
+        self.objective, self.lock = objective, lock
+
+    def __call__(self, trial):
+        self.lock.release()
+        return self.objective(trial)
+
+
+def run_trials(study, objective, budget: Budget, lock, stop: StopRequest, *, out=None, wait: float = 5.0) -> None:
+    """Run trials of `study` with `objective` until `budget` says 'done' (waiting while trials that fill it run
+    elsewhere); whether a trial may start is decided, and the trial made, under `lock` (`StartLock`)."""
+    out = out or sys.stderr
+    said = False
+    while True:
+        lock.acquire()
+        state = budget.state(study)
+        if state == "run":
+            try:
+                study.optimize(ReleaseOnStart(objective, lock), timeout=budget.remaining(), catch=(Exception,),
+                               callbacks=[budget, TrialLine(out)])
+            finally:
+                lock.release()
+            said = False
+            continue
+        lock.release()
+        if state == "done":
+            return
+        if not said:
+            print("tlrl sweep: waiting for the trials still running in other workers", file=out, flush=True)
+            said = True
+        _sleep(wait, stop)
 
 
 def run_worker(sweep_dir: str, storage_url: str, index: int = 0, *, out=None) -> int:
     """Run trials of the sweep in `sweep_dir` from `storage_url` until its budget is spent (waiting for trials
     that run in other workers: one whose worker dies runs again here); the exit code (0, or 130 / 143 after
     Ctrl-C / SIGTERM)."""
+    from tlrl.sweep.start_lock import StartLock
     from tlrl.sweep.study import load_study, open_storage
     from tlrl.sweep.sweep_dir import load_dir
 
@@ -124,19 +161,11 @@ def run_worker(sweep_dir: str, storage_url: str, index: int = 0, *, out=None) ->
     spec = load_dir(sweep_dir)
     study = load_study(spec, open_storage(storage_url, spec.failures), index)
     stop = StopRequest()
-    with HeldSignals(stop):
-        budget, runner, said = Budget(spec, stop), TrialRunner(spec, sweep_dir, stop), False
+    with HeldSignals(stop), StartLock(storage_url, spec.name) as lock:
+        budget = Budget(spec, stop, lock)
         try:
-            while (state := budget.state(study)) != "done":
-                if state == "run":
-                    study.optimize(runner, timeout=budget.remaining(), catch=(Exception,),
-                                   callbacks=[budget, TrialLine(out)])
-                    said = False
-                    continue
-                if not said:
-                    print("tlrl sweep: waiting for the trials still running in other workers", file=out, flush=True)
-                    said = True
-                _sleep(min(spec.failures.heartbeat_interval, 5), stop)
+            run_trials(study, TrialRunner(spec, sweep_dir, stop), budget, lock, stop, out=out,
+                       wait=min(spec.failures.heartbeat_interval, 5))
         except KeyboardInterrupt:
             stop.set("SIGINT")
         if budget.reason and not stop.requested:

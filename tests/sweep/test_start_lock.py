@@ -1,0 +1,115 @@
+"""Workers whose trials finish together start no trial past the budget: deciding that a trial may start and
+creating it happen under the study's start lock (`tlrl.sweep.start_lock`). Before the lock, two workers that
+finished at once both saw room for one more trial: `n_trials: 3` on two workers ended with 4 complete."""
+import multiprocessing
+import time
+
+from tlrl.sweep.spec import load_sweep
+from tlrl.sweep.start_lock import StartLock
+from tlrl.sweep.study import create_or_join, default_storage, open_storage
+
+from .helpers import write_sweep
+
+N_TRIALS, WORKERS = 3, 2
+SWEEP = f"""\
+search_space:
+  learning_rate: {{type: loguniform, low: 1.0e-4, high: 3.0e-3}}
+budget: {{n_trials: {N_TRIALS}}}
+sampler: {{type: random, seed: 0}}
+"""
+
+
+class NoLock:
+    """What the workers did before the start lock (kept to show that the test catches the race)."""
+
+    def acquire(self):
+        pass
+
+    def release(self):
+        pass
+
+
+def _same_length_trial(trial) -> float:
+    """A trial as long as every other one, so that the workers finish together (the race of the budget)."""
+    time.sleep(0.3)
+    return trial.suggest_float("learning_rate", 1e-4, 3e-3, log=True)
+
+
+def _slow_decisions(budget_class):
+    """`Budget` whose decision takes 0.2 s (a busy database server): the window between deciding and starting
+    a trial, where the race lives, made wide enough that it happens on every run without the lock."""
+    class SlowBudget(budget_class):
+        def state(self, study) -> str:
+            state = super().state(study)
+            time.sleep(0.2)
+            return state
+
+    return SlowBudget
+
+
+def _worker(spec, url: str, index: int, locked: bool, start_at: float) -> None:
+    from tlrl.sweep.study import load_study
+    from tlrl.sweep.trial import StopRequest
+    from tlrl.sweep.worker import Budget, run_trials
+
+    study = load_study(spec, open_storage(url, spec.failures), index)
+    stop = StopRequest()
+    lock = StartLock(url, spec.name) if locked else NoLock()
+    time.sleep(max(0.0, start_at - time.time()))
+    run_trials(study, _same_length_trial, _slow_decisions(Budget)(spec, stop, lock), lock, stop, wait=0.1)
+
+
+def _run(tmp_path, locked: bool):
+    sweep_file = write_sweep(tmp_path, SWEEP)
+    spec = load_sweep(sweep_file)
+    url = default_storage(str(tmp_path))
+    study = create_or_join(spec, open_storage(url, spec.failures))
+    context = multiprocessing.get_context("spawn")
+    start_at = time.time() + 1.2  # every worker imported and connected: they start their first trials together
+    procs = [context.Process(target=_worker, args=(spec, url, i, locked, start_at)) for i in range(WORKERS)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(120)
+        assert proc.exitcode == 0
+    return [t.state.name for t in study.get_trials()]
+
+
+def test_workers_that_finish_together_start_no_trial_past_the_budget(tmp_path):
+    states = _run(tmp_path, locked=True)
+    assert states == ["COMPLETE"] * N_TRIALS, states
+
+
+def test_without_the_lock_they_do(tmp_path):
+    """The race this guards against is real here (so the test above can fail): without the lock, workers
+    that finish together start more trials than the budget."""
+    states = _run(tmp_path, locked=False)
+    assert len(states) > N_TRIALS and set(states) == {"COMPLETE"}, states
+
+
+def _waits_for(first: StartLock, second: StartLock) -> bool:
+    """Whether `second.acquire()` waits while `first` holds the lock, and gets it once `first` releases it."""
+    import threading
+
+    first.acquire()
+    got = threading.Event()
+    thread = threading.Thread(target=lambda: (second.acquire(), got.set()))
+    thread.start()
+    waited = not got.wait(0.5)
+    first.release()
+    thread.join(10)
+    return waited and got.is_set()
+
+
+def test_the_lock_excludes_on_sqlite(tmp_path):
+    url = default_storage(str(tmp_path))
+    with StartLock(url, "a") as first, StartLock(url, "a") as second:
+        assert _waits_for(first, second)
+
+
+def test_the_lock_excludes_on_postgresql(postgres_url):
+    with StartLock(postgres_url, "a") as first, StartLock(postgres_url, "a") as second, \
+            StartLock(postgres_url, "b") as other:
+        assert _waits_for(first, second)
+        other.acquire()  # another study's lock is another lock
+        assert other.held
