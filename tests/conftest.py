@@ -60,3 +60,26 @@ def record_published():
         return published
 
     return record
+
+
+
+def shared_group(nodeid: str):
+    """The machine-wide thing a test shares with others, if any: a local Ray cluster ("ray"), or the sweep tests'
+    PostgreSQL database and session-wide sample sweep ("sweep")."""
+    if "ray" in nodeid.lower():
+        return "ray"
+    return "sweep" if nodeid.startswith("tests/sweep/") else None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_xdist_make_scheduler(config, log):
+    """With pytest-xdist (`-n 2`, the project's default) tests of one `shared_group` run on one worker, one after
+    another; the others are spread one by one. (pytest-xdist's own `--dist loadgroup` does not group under
+    pytest 9.2, which renamed the node id attribute it rewrites.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SharedGroups(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return shared_group(nodeid) or nodeid
+
+    return SharedGroups(config, log)
