@@ -7,8 +7,9 @@ config="$1"; out="$2"; seeds="$3"; shift 3
 mkdir -p "$out"
 export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
 for seed in $seeds; do echo "$seed"; done |
-    xargs -P "${JOBS:-2}" -I{} sh -c 'tlrl train "$0" --seed {} --run-dir "$1/seed_{}" --no-progress "$@" \
-        > "$1/seed_{}.log" 2>&1 || echo "seed {} failed: see $1/seed_{}.log"' "$config" "$out" "$@"
+    xargs -P "${JOBS:-2}" -I{} sh -c 'config="$0"; out="$1"; shift; tlrl train "$config" --seed {} \
+        --run-dir "$out/seed_{}" --no-progress "$@" > "$out/seed_{}.log" 2>&1 ||
+        echo "seed {} failed: see $out/seed_{}.log"' "$config" "$out" "$@"
 for seed in $seeds; do
     python - "$out/seed_$seed/summary.json" "$seed" <<'PY'
 import json, sys
