@@ -62,7 +62,6 @@ def record_published():
     return record
 
 
-
 def shared_group(nodeid: str):
     """The machine-wide thing a test shares with others, if any: a local Ray cluster ("ray"), or the sweep tests'
     PostgreSQL database and session-wide sample sweep ("sweep")."""

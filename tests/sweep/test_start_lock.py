@@ -7,6 +7,7 @@ import time
 from tlrl.sweep.spec import load_sweep
 from tlrl.sweep.start_lock import StartLock
 from tlrl.sweep.study import create_or_join, default_storage, open_storage
+from tlrl.sweep.worker import Budget
 
 from .helpers import write_sweep
 
@@ -35,28 +36,26 @@ def _same_length_trial(trial) -> float:
     return trial.suggest_float("learning_rate", 1e-4, 3e-3, log=True)
 
 
-def _slow_decisions(budget_class):
+class SlowBudget(Budget):
     """`Budget` whose decision takes 0.2 s (a busy database server): the window between deciding and starting
     a trial, where the race lives, made wide enough that it happens on every run without the lock."""
-    class SlowBudget(budget_class):
-        def state(self, study) -> str:
-            state = super().state(study)
-            time.sleep(0.2)
-            return state
 
-    return SlowBudget
+    def state(self, study) -> str:
+        state = super().state(study)
+        time.sleep(0.2)
+        return state
 
 
 def _worker(spec, url: str, index: int, locked: bool, start_at: float) -> None:
     from tlrl.sweep.study import load_study
     from tlrl.sweep.trial import StopRequest
-    from tlrl.sweep.worker import Budget, run_trials
+    from tlrl.sweep.worker import run_trials
 
     study = load_study(spec, open_storage(url, spec.failures), index)
     stop = StopRequest()
     lock = StartLock(url, spec.name) if locked else NoLock()
     time.sleep(max(0.0, start_at - time.time()))
-    run_trials(study, _same_length_trial, _slow_decisions(Budget)(spec, stop, lock), lock, stop, wait=0.1)
+    run_trials(study, _same_length_trial, SlowBudget(spec, stop, lock), lock, stop, wait=0.1)
 
 
 def _run(tmp_path, locked: bool):

@@ -13,7 +13,6 @@ A worker that dies holding it frees it: the kernel closes its file, the server d
 """
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 from typing import Optional
@@ -33,41 +32,37 @@ class StartLock:
 
     def __init__(self, url: str, study_name: str):
         self.held = False
-        self.name = f"tlrl-sweep-start:{study_name}"
         self.file: Optional[int] = None
         self.connection = None
+        name = f"tlrl-sweep-start:{study_name}"
         scheme = url.split(":", 1)[0].split("+", 1)[0]
         if scheme == "sqlite":
-            path = url.split(":///", 1)[1]
-            self.file = os.open(path + ".start-lock", os.O_RDWR | os.O_CREAT, 0o600)
-        else:
-            from sqlalchemy import create_engine
+            import fcntl  # POSIX only; imported here so that the rest of tlrl.sweep imports anywhere
 
-            engine = create_engine(driver_url(url), poolclass=_null_pool(), isolation_level="AUTOCOMMIT")
-            self.connection = engine.connect()
-            self.scheme = scheme
+            self.file = os.open(url.split(":///", 1)[1] + ".start-lock", os.O_RDWR | os.O_CREAT, 0o600)
+            self._lock = lambda: fcntl.flock(self.file, fcntl.LOCK_EX)
+            self._unlock = lambda: fcntl.flock(self.file, fcntl.LOCK_UN)
+            return
+        from sqlalchemy import create_engine, text
+        from sqlalchemy.pool import NullPool
+
+        self.connection = create_engine(driver_url(url), poolclass=NullPool, isolation_level="AUTOCOMMIT").connect()
+        if scheme == "postgresql":
+            lock, unlock, params = "pg_advisory_lock(:key)", "pg_advisory_unlock(:key)", {"key": _key(name)}
+        else:  # MySQL
+            lock, unlock, params = "GET_LOCK(:name, -1)", "RELEASE_LOCK(:name)", {"name": name[:64]}
+        self._lock = lambda: self.connection.execute(text(f"SELECT {lock}"), params)
+        self._unlock = lambda: self.connection.execute(text(f"SELECT {unlock}"), params)
 
     def acquire(self) -> None:
-        if self.held:
-            return
-        if self.file is not None:
-            fcntl.flock(self.file, fcntl.LOCK_EX)
-        elif self.scheme == "postgresql":
-            self._sql("SELECT pg_advisory_lock(:key)", key=_key(self.name))
-        else:
-            self._sql("SELECT GET_LOCK(:name, -1)", name=self.name[:64])
-        self.held = True
+        if not self.held:
+            self._lock()
+            self.held = True
 
     def release(self) -> None:
-        if not self.held:
-            return
-        if self.file is not None:
-            fcntl.flock(self.file, fcntl.LOCK_UN)
-        elif self.scheme == "postgresql":
-            self._sql("SELECT pg_advisory_unlock(:key)", key=_key(self.name))
-        else:
-            self._sql("SELECT RELEASE_LOCK(:name)", name=self.name[:64])
-        self.held = False
+        if self.held:
+            self._unlock()
+            self.held = False
 
     def close(self) -> None:
         self.release()
@@ -85,18 +80,8 @@ class StartLock:
         self.close()
         return False
 
-    def _sql(self, statement: str, **params) -> None:
-        from sqlalchemy import text
-
-        self.connection.execute(text(statement), params)
-
 
 def _key(name: str) -> int:
     """A stable signed 64-bit key for PostgreSQL's advisory locks."""
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
 
-
-def _null_pool():
-    from sqlalchemy.pool import NullPool
-
-    return NullPool
