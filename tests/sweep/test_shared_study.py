@@ -9,7 +9,7 @@ from tlrl.sweep import SweepError
 
 from .helpers import study_trials, tlrl_process, wait_until, write_sweep
 
-N_TRIALS = 5
+N_TRIALS = 8  # enough trials that the test sees the first process inside one of its later ones
 
 
 def test_two_processes_share_a_postgres_study_and_a_killed_trial_runs_again(postgres_url, tmp_path):
