@@ -134,12 +134,14 @@ class ReplayStore:
         (`tlrl.spaces.to_tf_obs`): discrete actions int32 in 0..n-1 (the space's `start` subtracted);
         rewards, discounts and weights float32."""
         def stack(field: str):
+            if len(batches) == 1:  # k = 1 (every update at train_freq 1): a view, no copy (53 vs 11 us for SAC)
+                return tf.nest.map_structure(lambda x: x[None], getattr(batches[0], field))
             return tf.nest.map_structure(lambda *xs: np.stack(xs), *[getattr(b, field) for b in batches])
 
         action = stack("action")
         if isinstance(self.action_space, gym.spaces.Discrete):
             action = action.astype(np.int32) - np.int32(self.action_space.start)
-        space = self.observation_space
-        return Batch(to_tf_obs(space, stack("obs")), action, stack("reward").astype(np.float32),
-                     to_tf_obs(space, stack("next_obs")), stack("discount").astype(np.float32),
-                     stack("weights").astype(np.float32), stack("indices"))
+        space, f32 = self.observation_space, np.float32
+        return Batch(to_tf_obs(space, stack("obs")), action, stack("reward").astype(f32, copy=False),
+                     to_tf_obs(space, stack("next_obs")), stack("discount").astype(f32, copy=False),
+                     stack("weights").astype(f32, copy=False), stack("indices"))

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tlrl.compiled import FixedCall
+from tlrl.compiled import CompiledCall
 
 from tlrl.algorithms import A3C
 from tlrl.algorithms.a3c import ActorCritic, a2c_loss
@@ -173,8 +173,8 @@ def test_image_observations_act_in_tf_with_concrete_functions():
     worker = agent.workers.local[0]
     assert worker.numpy_policy is None
     # traced once, at construction: a concrete function cannot retrace (other shapes raise)
-    assert isinstance(worker.act_fn, (tf.types.experimental.ConcreteFunction, FixedCall))
-    assert isinstance(worker.gradient_fn, (tf.types.experimental.ConcreteFunction, FixedCall))
+    assert isinstance(worker.act_fn, (tf.types.experimental.ConcreteFunction, CompiledCall))
+    assert isinstance(worker.gradient_fn, (tf.types.experimental.ConcreteFunction, CompiledCall))
     assert agent.num_timesteps == 48
 
 
@@ -196,7 +196,7 @@ def test_a_few_hundred_steps_give_finite_losses(n_workers):
     assert {info["worker"] for info in seen} <= set(range(n_workers))
     assert sum(len(i["episode_returns"]) for i in seen) == agent.episode_tracker.episodes > 0
     for w in agent.workers.local:  # fixed shapes: traced once, at construction
-        assert isinstance(w.gradient_fn, (tf.types.experimental.ConcreteFunction, FixedCall))
+        assert isinstance(w.gradient_fn, (tf.types.experimental.ConcreteFunction, CompiledCall))
     assert not _worker_threads()
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tlrl.compiled import FixedCall
+from tlrl.compiled import CompiledCall
 
 from tlrl.algorithms import REGISTRY, get_algorithm
 
@@ -161,7 +161,7 @@ def _compiled_functions(obj, depth=0, seen=None):
     else:
         return found
     for name, value in items:
-        if isinstance(value, (tf.types.experimental.ConcreteFunction, FixedCall)) or \
+        if isinstance(value, (tf.types.experimental.ConcreteFunction, CompiledCall)) or \
                 hasattr(value, "experimental_get_tracing_count"):
             found[name] = value
         elif not isinstance(value, (np.ndarray, tf.Variable, tf.Tensor)):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tlrl.compiled import FixedCall
+from tlrl.compiled import CompiledCall
 
 from tlrl.algorithms import PPO
 from tlrl.algorithms.ppo import METRICS, ppo_loss
@@ -96,7 +96,7 @@ def _weights(agent):
 
 def _compiled_once(agent):
     """The fused update is compiled once for a fixed signature (a concrete function): it cannot retrace."""
-    return isinstance(agent._fused_update.update, (tf.types.experimental.ConcreteFunction, FixedCall))
+    return isinstance(agent._fused_update.update, (tf.types.experimental.ConcreteFunction, CompiledCall))
 
 
 # ----- it runs, on every kind of space ---------------------------------------------------------------
