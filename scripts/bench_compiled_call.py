@@ -5,14 +5,15 @@ process, these ways to call the same function with a fixed input signature:
 
 * **tf.function**: `tf.function(fn, input_signature=...)` called with numpy arrays (it binds and
   matches the arguments against the signature on every call);
-* **concrete**: the concrete function (public TF API), called with the same numpy arrays: what
-  `tlrl.compiled.compile_fixed` returns for `jit_compile=True`;
+* **concrete**: the concrete function (public TF API), called with the same numpy arrays;
 * **raw op**: `tlrl.compiled.compile_fixed(fn, signature)` for `jit_compile=False`, a `FixedCall`:
   shape checks in Python, then the public `tf.raw_ops.StatefulPartitionedCall` on the traced graph;
 * **_call_flat**: the path the old `tlrl/workers/compiled.py` (`FixedFunction`) took: check the
   shapes in Python, `tf.constant` each array, then the private `ConcreteFunction._call_flat(tensors,
   captured_inputs)`;
-* **concrete(tensors)**: public API only, `tf.constant` each array first, then the concrete function;
+* **concrete(tensors)**: public API only, `tf.constant` each array first, then the concrete function:
+  what `tlrl.compiled.compile_fixed` returns for `jit_compile=True` (an `XlaCall`), where the raw op
+  would not compile with XLA;
 * **concrete A/A**: a second concrete function of the same function, timed like the others: the control
   whose ratio to concrete shows how much of a ratio is noise.
 

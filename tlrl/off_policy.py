@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import ClassVar, Dict, Optional, Sequence
+from typing import ClassVar, Dict, Sequence
 
 import gymnasium as gym
 import numpy as np
