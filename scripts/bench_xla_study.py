@@ -196,7 +196,10 @@ def main() -> None:
     text = report(kernels, updates, args.rounds)
     print(text)
     if args.write:
-        write_section(text)
+        sys.path.insert(0, HERE)
+        import bench_sections
+
+        bench_sections.write_section(START, END, text)
 
 
 def report(kernels, updates, rounds: int) -> str:
@@ -218,18 +221,6 @@ def report(kernels, updates, rounds: int) -> str:
                   "variants interleaved per round.",
               "Reproduce: `python scripts/bench_xla_study.py --rounds 3 --write`", ""]
     return "\n".join(lines)
-
-
-def write_section(text: str) -> None:
-    path = os.path.join(ROOT, "BENCHMARKS.md")
-    body = open(path).read()
-    block = f"{START}\n{text}\n{END}"
-    if START in body and END in body:
-        body = body[: body.index(START)] + block + body[body.index(END) + len(END):]
-    else:
-        body = body.rstrip("\n") + "\n\n" + block + "\n"
-    with open(path, "w") as fh:
-        fh.write(body)
 
 
 if __name__ == "__main__":
