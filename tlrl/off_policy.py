@@ -134,7 +134,7 @@ class ReplayStore:
         (`tlrl.spaces.to_tf_obs`): discrete actions int32 in 0..n-1 (the space's `start` subtracted);
         rewards, discounts and weights float32."""
         def stack(field: str):
-            if len(batches) == 1:  # k = 1 (every update at train_freq 1): a view, no copy (53 vs 11 us for SAC)
+            if len(batches) == 1:  # k = 1 (every update at train_freq 1): a view, no copy (SAC's sample_stacked: 73 -> 35 us)
                 return tf.nest.map_structure(lambda x: x[None], getattr(batches[0], field))
             return tf.nest.map_structure(lambda *xs: np.stack(xs), *[getattr(b, field) for b in batches])
 
