@@ -2,6 +2,7 @@
 creating it happen under the study's start lock (`tlrl.sweep.start_lock`). Before the lock, two workers that
 finished at once both saw room for one more trial: `n_trials: 3` on two workers ended with 4 complete."""
 import multiprocessing
+import threading
 import time
 
 from tlrl.sweep.spec import load_sweep
@@ -12,6 +13,7 @@ from tlrl.sweep.worker import Budget
 from .helpers import write_sweep
 
 N_TRIALS, WORKERS = 3, 2
+BARRIER_WAIT = 5.0
 SWEEP = f"""\
 search_space:
   learning_rate: {{type: loguniform, low: 1.0e-4, high: 3.0e-3}}
@@ -30,23 +32,33 @@ class NoLock:
         pass
 
 
-def _same_length_trial(trial) -> float:
-    """A trial as long as every other one, so that the workers finish together (the race of the budget)."""
+def _trial(trial) -> float:
     time.sleep(0.3)
     return trial.suggest_float("learning_rate", 1e-4, 3e-3, log=True)
 
 
-class SlowBudget(Budget):
-    """`Budget` whose decision takes 0.2 s (a busy database server): the window between deciding and starting
-    a trial, where the race lives, made wide enough that it happens on every run without the lock."""
+class DecideTogether(Budget):
+    """`Budget` whose decision after a worker's first trial waits (up to `BARRIER_WAIT` s) until the other worker
+    has made the same decision: both decide before either starts the next trial, which is the race, made certain
+    instead of left to timing. Under the start lock the other worker cannot decide meanwhile (it waits for the
+    lock), so the wait ends at its timeout and the decisions are made one after another."""
+
+    def __init__(self, spec, stop, lock, barrier):
+        super().__init__(spec, stop, lock)
+        self.barrier, self.decisions = barrier, 0
 
     def state(self, study) -> str:
         state = super().state(study)
-        time.sleep(0.2)
+        self.decisions += 1
+        if self.decisions == 2:  # the first is run_trials' own, before any trial; the second follows trial one
+            try:
+                self.barrier.wait(BARRIER_WAIT)
+            except threading.BrokenBarrierError:
+                pass
         return state
 
 
-def _worker(spec, url: str, index: int, locked: bool, start_at: float) -> None:
+def _worker(spec, url: str, index: int, locked: bool, barrier) -> None:
     from tlrl.sweep.study import load_study
     from tlrl.sweep.trial import StopRequest
     from tlrl.sweep.worker import run_trials
@@ -54,8 +66,8 @@ def _worker(spec, url: str, index: int, locked: bool, start_at: float) -> None:
     study = load_study(spec, open_storage(url, spec.failures), index)
     stop = StopRequest()
     lock = StartLock(url, spec.name) if locked else NoLock()
-    time.sleep(max(0.0, start_at - time.time()))
-    run_trials(study, _same_length_trial, SlowBudget(spec, stop, lock), lock, stop, wait=0.1)
+    barrier.wait(60)  # both imported and connected: their first trials run side by side
+    run_trials(study, _trial, DecideTogether(spec, stop, lock, barrier), lock, stop, wait=0.1)
 
 
 def _run(tmp_path, locked: bool):
@@ -64,8 +76,8 @@ def _run(tmp_path, locked: bool):
     url = default_storage(str(tmp_path))
     study = create_or_join(spec, open_storage(url, spec.failures))
     context = multiprocessing.get_context("spawn")
-    start_at = time.time() + 1.2  # every worker imported and connected: they start their first trials together
-    procs = [context.Process(target=_worker, args=(spec, url, i, locked, start_at)) for i in range(WORKERS)]
+    barrier = context.Barrier(WORKERS)
+    procs = [context.Process(target=_worker, args=(spec, url, i, locked, barrier)) for i in range(WORKERS)]
     for proc in procs:
         proc.start()
     for proc in procs:
