@@ -49,14 +49,14 @@ import json
 import math
 import os
 import statistics
-import subprocess
 import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
-import bench_sections  # noqa: E402 - scripts/ is on the path now
+import bench_child  # noqa: E402 - scripts/ is on the path now
+import bench_sections  # noqa: E402
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 TASKS = ("a3c", "apex", "apex-free")
@@ -207,12 +207,10 @@ def spawn(task, backend, workers, seed, budget, eval_every, kept=None) -> dict:
         args = [sys.executable, __file__, "--child", json.dumps([task, backend, workers, seed, budget, eval_every])]
     else:
         args = [sys.executable, __file__, "--child-kept", json.dumps([backend, kept[0], seed, kept[1], kept[2]])]
-    out = subprocess.run(args, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
-    lines = [l for l in out.stdout.splitlines() if l.startswith("RESULT ")]
-    if out.returncode != 0 or not lines:
-        return {"task": task, "backend": backend, "workers": workers, "seed": seed,
-                "error": (out.stderr.strip().splitlines() or ["no output"])[-1][:300]}
-    return json.loads(lines[-1][len("RESULT "):])
+    try:
+        return bench_child.run(args, f"{backend} {task} seed {seed}")
+    except bench_child.ChildFailed as exc:
+        return {"task": task, "backend": backend, "workers": workers, "seed": seed, "error": exc.last_line[:300]}
 
 
 # ----- the table ----------------------------------------------------------------------------------
@@ -362,7 +360,7 @@ def main(argv=None) -> None:
         return
     if args.child or args.child_kept:
         out = run_child(*json.loads(args.child)) if args.child else run_kept_child(*json.loads(args.child_kept))
-        print("RESULT " + json.dumps(out), flush=True)
+        bench_child.report(out)
         return
     tasks, backends = args.tasks.split(","), args.backends.split(",")
     if args.kept:

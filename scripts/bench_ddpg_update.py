@@ -32,16 +32,16 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+import bench_child  # noqa: E402 - scripts/ is on the path now
 START, END = "<!-- bench_ddpg_update:start -->", "<!-- bench_ddpg_update:end -->"
 
 # name -> (env vars, agent kwargs, options)
@@ -194,12 +194,7 @@ def child_accuracy(name: str, updates: int, out_path: str) -> dict:
 # ----- parent ---------------------------------------------------------------------------------------------------------
 def run_child(args) -> dict:
     name = args[1]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **VARIANTS[name][0]}
-    out = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True, env=env)
-    lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
-    if out.returncode != 0 or not lines:
-        raise RuntimeError(f"variant {name} failed:\n{out.stdout[-2000:]}\n{out.stderr[-3000:]}")
-    return json.loads(lines[-1][len("RESULT "):])
+    return bench_child.run([sys.executable, __file__, "--child", *args], f"variant {name}", VARIANTS[name][0])
 
 
 def main() -> None:
@@ -208,7 +203,7 @@ def main() -> None:
         mode, name = sys.argv[2], sys.argv[3]
         result = child_speed(name, int(sys.argv[4])) if mode == "speed" else \
             child_accuracy(name, int(sys.argv[4]), sys.argv[5])
-        print("RESULT " + json.dumps(result), flush=True)
+        bench_child.report(result)
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)

@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
+
+import bench_child  # scripts/ is on the path: run from there or imported by bench_async
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -66,11 +67,7 @@ def channel(rounds: int, load_average, calls: int = 3000, floats: int = 10_000) 
     for r in range(rounds):
         order = ["socket", "ray"] if r % 2 == 0 else ["ray", "socket"]
         args = [sys.executable, __file__, "--child", json.dumps([calls, floats, order])]
-        out = subprocess.run(args, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
-        lines = [l for l in out.stdout.splitlines() if l.startswith("RESULT ")]
-        if out.returncode != 0 or not lines:
-            raise RuntimeError(f"channel round {r} failed:\n{out.stderr[-2000:]}")
-        got = json.loads(lines[-1][len("RESULT "):])
+        got = bench_child.run(args, f"channel round {r}")
         for t in res:
             res[t].append(got[t])
         print(f"channel round {r}: {got}", flush=True)
@@ -88,7 +85,7 @@ def channel(rounds: int, load_average, calls: int = 3000, floats: int = 10_000) 
 
 if __name__ == "__main__":
     if sys.argv[1] == "--child":
-        print("RESULT " + json.dumps(run_channel_child(*json.loads(sys.argv[2]))), flush=True)
+        bench_child.report(run_channel_child(*json.loads(sys.argv[2])))
     else:
         from bench_async import load_average
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import statistics
 import subprocess
@@ -26,6 +25,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
+import bench_child  # noqa: E402 - scripts/ is on the path now
 
 from benchmark import machine, versions  # noqa: E402 - same machine/version line as the other tables
 
@@ -52,12 +52,8 @@ print("RESULT " + json.dumps(module.run_tlrl(int(sys.argv[3]))), flush=True)
 
 
 def run_child(tree: str, task: str, seed: int) -> dict:
-    out = subprocess.run([sys.executable, "-c", CHILD, os.path.abspath(tree), task, str(seed)], capture_output=True,
-                         text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, cwd=os.path.abspath(tree))
-    lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
-    if out.returncode != 0 or not lines:
-        raise RuntimeError(f"{task} on {tree} failed:\n{out.stdout[-2000:]}\n{out.stderr[-3000:]}")
-    return json.loads(lines[-1][len("RESULT "):])
+    return bench_child.run([sys.executable, "-c", CHILD, os.path.abspath(tree), task, str(seed)], f"{task} on {tree}",
+                           {"TF_CPP_MIN_LOG_LEVEL": "3"}, cwd=os.path.abspath(tree))
 
 
 def git_head(tree: str) -> str:

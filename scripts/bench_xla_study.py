@@ -32,15 +32,15 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+import bench_child  # noqa: E402 - scripts/ is on the path now
 START, END = "<!-- bench_xla_study:start -->", "<!-- bench_xla_study:end -->"
 YNN = "--xla_cpu_experimental_ynn_fusion_type=+dot,+eltwise"
 SIZES = {"DQN 64x256": (64, 256), "SAC 256x256": (256, 256), "DDPG 256x400": (256, 400)}
@@ -165,20 +165,16 @@ def child_update(name: str) -> dict:
 # ----- parent ---------------------------------------------------------------------------------------------------------
 def run_child(kind: str, name: str) -> dict:
     flags = (KERNELS if kind == "kernel" else UPDATES)[name][1]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "XLA_FLAGS": flags}
+    env = {"XLA_FLAGS": flags}
     if kind == "update" and UPDATES[name][0] == "sbx":
         env["SBX_XLA_FLAGS"] = flags  # import_sbx sets XLA_FLAGS from it
-    out = subprocess.run([sys.executable, __file__, "--child", kind, name], capture_output=True, text=True, env=env)
-    lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
-    if out.returncode != 0 or not lines:
-        raise RuntimeError(f"{kind} {name} failed:\n{out.stdout[-2000:]}\n{out.stderr[-3000:]}")
-    return json.loads(lines[-1][len("RESULT "):])
+    return bench_child.run([sys.executable, __file__, "--child", kind, name], f"{kind} {name}", env)
 
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         kind, name = sys.argv[2], sys.argv[3]
-        print("RESULT " + json.dumps(child_kernel(name) if kind == "kernel" else child_update(name)), flush=True)
+        bench_child.report(child_kernel(name) if kind == "kernel" else child_update(name))
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)

@@ -19,17 +19,16 @@ from __future__ import annotations
 import argparse
 import datetime
 import importlib
-import json
 from importlib import metadata
 import os
 import platform
 import statistics
-import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
+import bench_child  # noqa: E402 - scripts/ is on the path now
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
@@ -45,12 +44,8 @@ PACKAGES = ("tensorflow", "tensorflow-probability", "gymnasium", "numpy", "torch
 
 
 def run_child(task: str, framework: str, seed: int) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", task, framework, str(seed)], capture_output=True,
-                         text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
-    lines = [l for l in out.stdout.splitlines() if l.startswith("RESULT ")]
-    if out.returncode != 0 or not lines:
-        raise RuntimeError(f"{framework} {task} seed {seed} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
-    return json.loads(lines[-1][len("RESULT "):])
+    return bench_child.run([sys.executable, __file__, "--child", task, framework, str(seed)],
+                           f"{framework} {task} seed {seed}")
 
 
 def versions() -> str:
@@ -152,7 +147,7 @@ def main() -> None:
         task, framework, seed = sys.argv[2], sys.argv[3], int(sys.argv[4])
         mod = importlib.import_module(f"benchmarks.{task}")
         result = getattr(mod, f"run_{framework}")(seed)
-        print("RESULT " + json.dumps(result), flush=True)
+        bench_child.report(result)
         return
     args = parse_args()
     if args.steps_scale != 1.0:
